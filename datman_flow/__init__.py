@@ -1,0 +1,1 @@
+"""datman-flow: MRI session ingestion on Dagster."""
