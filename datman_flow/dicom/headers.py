@@ -1,0 +1,107 @@
+"""Reading the DICOM headers the series index needs, cheaply.
+
+XNAT has already grouped files by series (one folder per scan), so the index reads the
+full header of one file per series and only checks that the others are DICOM at all
+(preamble + 'DICM' magic, 132 bytes each). Multi-frame (enhanced) series also have each
+file's NumberOfFrames read, because there a file is a volume, not a slice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+# SOP classes whose objects hold no image to convert (structured reports, key objects,
+# presentation states, encapsulated documents, raw data, spectroscopy) and secondary
+# captures (screenshots, not acquisitions).
+NON_IMAGE_SOP_PREFIXES = (
+    "1.2.840.10008.5.1.4.1.1.88.",  # structured reports
+    "1.2.840.10008.5.1.4.1.1.11.",  # presentation states
+    "1.2.840.10008.5.1.4.1.1.104.",  # encapsulated PDF / CDA
+    "1.2.840.10008.5.1.4.1.1.66",  # raw data
+    "1.2.840.10008.5.1.4.1.1.7",  # secondary capture (all variants)
+    "1.2.840.10008.5.1.4.1.1.4.2",  # MR spectroscopy
+)
+NON_IMAGE_MODALITIES = {"SR", "KO", "PR", "DOC", "OT", "REG", "SEG", "RWV"}
+MAX_FIELD_CHARS = 1024
+
+
+@dataclass(frozen=True)
+class SeriesHeader:
+    """What one representative file says about its series."""
+
+    fields: dict[str, str]  # DICOM keyword -> value as text (multi-values joined by '\\')
+    number_of_frames: int
+
+    def get(self, keyword: str) -> str:
+        return self.fields.get(keyword, "")
+
+    @property
+    def image_type(self) -> str:
+        return self.get("ImageType")
+
+    @property
+    def is_derived(self) -> bool:
+        return "DERIVED" in self.image_type.upper().split("\\")
+
+    @property
+    def is_image(self) -> bool:
+        sop = self.get("SOPClassUID")
+        if any(sop.startswith(prefix) for prefix in NON_IMAGE_SOP_PREFIXES):
+            return False
+        if self.get("Modality").upper() in NON_IMAGE_MODALITIES:
+            return False
+        return bool(self.get("Rows"))
+
+
+def element_text(value: object) -> str:
+    """A DICOM value as the text a tagging rule is matched against."""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    if isinstance(value, bytes):
+        return ""
+    return str(value)
+
+
+def read_series_header(path: Path) -> SeriesHeader:
+    """Read one file's header (no pixels); raise InvalidDicomError if it is not DICOM."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    fields: dict[str, str] = {}
+    for elem in ds:  # top level only: rules name top-level keywords
+        if elem.VR == "SQ" or not elem.keyword:
+            continue
+        text = element_text(elem.value)
+        if len(text) <= MAX_FIELD_CHARS:
+            fields[elem.keyword] = text
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return SeriesHeader(fields=fields, number_of_frames=frames)
+
+
+def has_dicom_magic(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def is_readable_dicom(path: Path) -> bool:
+    """Cheap test first (magic); files without a preamble get a real parse."""
+    if has_dicom_magic(path):
+        return True
+    try:
+        pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return False
+    return True
+
+
+def count_frames(paths: Iterable[Path]) -> int:
+    """Sum NumberOfFrames over multi-frame files (1 for a file that does not say)."""
+    total = 0
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["NumberOfFrames"])
+        total += int(ds.get("NumberOfFrames", 1) or 1)
+    return total

@@ -1,0 +1,51 @@
+"""Where everything lives under the data folder (<data>, ./data by default)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from datman_flow.naming import ScanId
+
+DEFAULT_DATA_DIR = "data"
+DEFAULT_CONFIG_DIR = "configs"
+
+
+def resolve_dir(option: str | None, env_var: str, default: str, env: Mapping[str, str] | None = None) -> Path:
+    """A command-line option wins, then the environment variable, then the default."""
+    env = os.environ if env is None else env
+    return Path(option or env.get(env_var) or default).expanduser().resolve()
+
+
+def data_dir_from(option: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    return resolve_dir(option, "DATMAN_DATA_DIR", DEFAULT_DATA_DIR, env)
+
+
+def config_dir_from(option: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    return resolve_dir(option, "DATMAN_CONFIG_DIR", DEFAULT_CONFIG_DIR, env)
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path
+
+    def raw_session(self, label: str) -> Path:
+        """The DICOM pulled from XNAT: raw/<label>/<scan id>/..."""
+        return self.root / "raw" / label
+
+    def nii(self, scan_id: ScanId) -> Path:
+        return self.root / "nii" / scan_id.subject_dir
+
+    def dcm(self, scan_id: ScanId) -> Path:
+        return self.root / "dcm" / scan_id.subject_dir
+
+    @property
+    def store(self) -> Path:
+        """Per-session Parquet files, one folder per table."""
+        return self.root / "store"
+
+    @property
+    def metrics_db(self) -> Path:
+        return self.root / "metrics.duckdb"

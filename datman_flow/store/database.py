@@ -1,0 +1,89 @@
+"""metrics.duckdb: views over the per-session Parquet files, and read queries.
+
+The views name the Parquet folders by absolute path (DuckDB resolves relative paths against
+the reader's working directory, not the database file). If the data folder moves, the next
+`open_store` rewrites them. Writing the views is the only write to metrics.duckdb; it is
+rare (first use, new table, moved folder) and serialised by a lock file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from datman_flow.store.files import ensure_schema_files
+from datman_flow.store.schema import TABLES
+
+LOCK_WAIT_SECONDS = 60.0
+
+
+def view_sql(store_dir: Path, table: str) -> str:
+    pattern = str((store_dir / table).resolve() / "*.parquet").replace("'", "''")
+    return f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+
+
+@contextmanager
+def file_lock(path: Path, exclusive: bool) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def connect_retrying(db_path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Another program (a lab member's duckdb shell) may hold the file for a moment."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def views_current(db_path: Path, store_dir: Path) -> bool:
+    if not db_path.exists():
+        return False
+    with connect_retrying(db_path, read_only=True) as con:
+        found = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+    return all(table in found and str((store_dir / table).resolve()) in found[table] for table in TABLES)
+
+
+def ensure_views(db_path: Path, store_dir: Path) -> None:
+    ensure_schema_files(store_dir)
+    lock = db_path.with_name(f".{db_path.name}.lock")
+    with file_lock(lock, exclusive=True):
+        if views_current(db_path, store_dir):
+            return
+        with connect_retrying(db_path, read_only=False) as con:
+            for table in TABLES:
+                con.execute(view_sql(store_dir, table))
+
+
+@contextmanager
+def open_store(db_path: Path, store_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to metrics.duckdb with current views."""
+    ensure_views(db_path, store_dir)
+    lock = db_path.with_name(f".{db_path.name}.lock")
+    with file_lock(lock, exclusive=False):
+        con = connect_retrying(db_path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def query(db_path: Path, store_dir: Path, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+    with open_store(db_path, store_dir) as con:
+        cursor = con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]

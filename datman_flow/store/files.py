@@ -1,0 +1,69 @@
+"""Writing a session's rows: one Parquet file per table and session, replaced atomically.
+
+DuckDB allows one writing process per database file, and several sessions are ingested at
+once. So no run ever writes to metrics.duckdb: each run writes its own Parquet files (to a
+temporary name, then renamed over the previous ones), and metrics.duckdb holds only views
+that read them all. Re-running a session replaces its files: rows are never duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import duckdb
+
+from datman_flow.store.schema import TABLES, columns, create_table_sql
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,150}$")
+SCHEMA_FILE = "_schema.parquet"
+
+
+def session_file_name(session: str) -> str:
+    """The file name for a session's rows; labels that are unsafe as names are hashed."""
+    if SAFE_NAME.match(session):
+        return f"{session}.parquet"
+    return f"x-{hashlib.sha1(session.encode()).hexdigest()}.parquet"
+
+
+def write_parquet(path: Path, table: str, rows: Iterable[Mapping[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = columns(table)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with duckdb.connect() as con:
+            con.execute(create_table_sql(table, "t"))
+            values = [[row.get(name) for name in names] for row in rows]
+            if values:
+                marks = ", ".join("?" for _ in names)
+                con.executemany(f"INSERT INTO t VALUES ({marks})", values)
+            con.execute(f"COPY t TO '{tmp}' (FORMAT parquet)")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_schema_files(store_dir: Path) -> None:
+    """A zero-row file per table, so that views work (and have types) before any session."""
+    for table in TABLES:
+        target = store_dir / table / SCHEMA_FILE
+        if not target.exists():
+            write_parquet(target, table, [])
+
+
+def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterable[Mapping[str, object]]) -> Path:
+    """Replace everything `session` has in `table` with `rows` (all or nothing)."""
+    ensure_schema_files(store_dir)
+    target = store_dir / table / session_file_name(session)
+    rows = list(rows)
+    if not rows:
+        target.unlink(missing_ok=True)
+        return target
+    write_parquet(target, table, rows)
+    return target

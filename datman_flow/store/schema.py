@@ -1,0 +1,65 @@
+"""The metric store's tables: every column, its DuckDB type and meaning (README mirrors this)."""
+
+from __future__ import annotations
+
+# table -> ordered (column, type) pairs. Adding a column is safe: the views read the
+# per-session Parquet files with union_by_name, so older files show NULL for it.
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "sessions": (
+        ("session", "VARCHAR"),
+        ("study", "VARCHAR"),
+        ("site", "VARCHAR"),
+        ("subject", "VARCHAR"),
+        ("timepoint", "VARCHAR"),
+        ("repeat", "VARCHAR"),
+        ("is_phantom", "BOOLEAN"),
+        ("xnat_project", "VARCHAR"),
+        ("xnat_id", "VARCHAR"),
+        ("insert_date", "VARCHAR"),
+        ("ingested_at", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+        ("reason", "VARCHAR"),
+    ),
+    "series": (
+        ("session", "VARCHAR"),
+        ("scan_id", "VARCHAR"),
+        ("series_number", "VARCHAR"),
+        ("description", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("untagged_reason", "VARCHAR"),
+        ("n_files", "INTEGER"),
+        ("n_frames", "INTEGER"),
+        ("image_type", "VARCHAR"),
+        ("series_uid", "VARCHAR"),
+        ("sop_class_uid", "VARCHAR"),
+        ("modality", "VARCHAR"),
+        ("download_status", "VARCHAR"),
+        ("download_message", "VARCHAR"),
+        ("bad_files", "VARCHAR[]"),
+        ("nifti_path", "VARCHAR"),
+        ("outputs", "VARCHAR[]"),
+        ("dicom_kept", "VARCHAR"),
+        ("conversion_status", "VARCHAR"),
+        ("conversion_message", "VARCHAR"),
+        ("dcm2niix_version", "VARCHAR"),
+    ),
+    "check_results": (
+        ("session", "VARCHAR"),
+        ("check_name", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("passed", "BOOLEAN"),
+        ("expected", "INTEGER"),
+        ("found", "INTEGER"),
+        ("detail", "VARCHAR"),
+        ("series", "VARCHAR[]"),
+    ),
+}
+
+
+def columns(table: str) -> list[str]:
+    return [name for name, _ in TABLES[table]]
+
+
+def create_table_sql(table: str, name: str | None = None) -> str:
+    cols = ", ".join(f'"{col}" {kind}' for col, kind in TABLES[table])
+    return f'CREATE TABLE "{name or table}" ({cols})'
