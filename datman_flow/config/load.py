@@ -1,0 +1,254 @@
+"""Reading the config folder: tags.yml and studies/*.yml -> LabConfig, or every problem.
+
+The files are validated against strict "file schema" models (below, private) so that every
+mistake in every file is reported in one pass with its file and line; the public models of
+`models.py` are then built from the validated files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import ValidationInfo
+from pydantic_core import PydanticCustomError
+from pydicom.datadict import keyword_dict
+
+from datman_flow.config.errors import ConfigError, ConfigIssue, did_you_mean, issues_from_validation
+from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
+from datman_flow.config.yaml_lines import read_yaml
+from datman_flow.naming import PHANTOM, is_code
+
+URL_ENV = "DATMAN_XNAT_URL"
+TAGS_FILE = "tags.yml"
+STUDIES_DIR = "studies"
+_XNAT_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+# ---- checks used by the file schema -------------------------------------------------------
+
+def _fail(reason: str) -> PydanticCustomError:
+    return PydanticCustomError("config", "{reason}", {"reason": reason})
+
+
+def _study_code(value: str) -> str:
+    if not is_code(value):
+        raise _fail(f"study code '{value}' must be letters and digits only (it is part of every scan ID)")
+    return value
+
+
+def _site_code(value: str) -> str:
+    if not is_code(value):
+        raise _fail(f"site code '{value}' must be letters and digits only (it is part of every scan ID)")
+    if value == PHANTOM:
+        raise _fail(f"site code '{PHANTOM}' is reserved for phantom scan IDs")
+    return value
+
+
+def _tag_name(value: str) -> str:
+    if not is_code(value):
+        raise _fail(f"tag name '{value}' must be letters and digits only (it is part of file names)")
+    return value
+
+
+def _known_tag(value: str, info: ValidationInfo) -> str:
+    registry = (info.context or {}).get("registry")
+    if registry is not None and value not in registry:
+        hint = did_you_mean(value, registry, cutoff=0.5)
+        raise _fail(f"tag '{value}' is not in the registry {TAGS_FILE}{hint}")
+    return value
+
+
+def _keyword(value: str) -> str:
+    if value not in keyword_dict:
+        raise _fail(f"'{value}' is not a DICOM keyword{did_you_mean(value, keyword_dict)}")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise _fail(f"bad regex '{value}': {exc}") from None
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(f"'{value}' is not an http:// or https:// address")
+    return value.rstrip("/")
+
+
+def _xnat_id(value: str) -> str:
+    if not _XNAT_ID.fullmatch(value):
+        raise _fail(f"XNAT project '{value}' must be letters, digits, '_' or '-'")
+    return value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# ---- the file schema ------------------------------------------------------------------------
+
+_SCHEMA = ConfigDict(extra="forbid", strict=True, frozen=True)
+Regex = Annotated[str, AfterValidator(_regex)]
+Keyword = Annotated[str, AfterValidator(_keyword)]
+RuleTag = Annotated[str, AfterValidator(_known_tag)]
+
+
+class _TagEntry(BaseModel):
+    model_config = _SCHEMA
+    qc: Literal["anat", "fmri", "dwi", "ignore"]
+    description: str = ""
+
+
+class _Rule(BaseModel):
+    model_config = _SCHEMA
+    match: Annotated[dict[Keyword, Annotated[list[Regex], BeforeValidator(_one_or_many), Field(min_length=1)]],
+                     Field(min_length=1)]
+    count: int = Field(1, ge=0)
+
+
+class _Xnat(BaseModel):
+    model_config = _SCHEMA
+    url: Annotated[str, AfterValidator(_url)]
+    project: Annotated[str, AfterValidator(_xnat_id)]
+
+
+class _Site(BaseModel):
+    model_config = _SCHEMA
+    xnat_project: Annotated[str, AfterValidator(_xnat_id)] | None = None
+    tags: dict[RuleTag, _Rule] | None = None
+
+
+class _Study(BaseModel):
+    model_config = _SCHEMA
+    study: Annotated[str, AfterValidator(_study_code)]
+    name: str | None = None
+    xnat: _Xnat
+    tags: dict[RuleTag, _Rule] | None = None
+    sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
+
+
+_Registry = dict[Annotated[str, AfterValidator(_tag_name)], _TagEntry]
+_REGISTRY = TypeAdapter(_Registry, config=ConfigDict(strict=True))
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+def load_config(config_dir: Path | str, env: Mapping[str, str] | None = None) -> LabConfig:
+    """The lab configuration, or ConfigError listing every problem (file:line: message)."""
+    config, issues = _load(Path(config_dir), os.environ if env is None else env)
+    if issues or config is None:
+        raise ConfigError(issues)
+    return config
+
+
+def check_config(config_dir: Path | str, env: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """Every problem of the configuration; an empty list means it is valid."""
+    return _load(Path(config_dir), os.environ if env is None else env)[1]
+
+
+def _load(config_dir: Path, env: Mapping[str, str]) -> tuple[LabConfig | None, list[ConfigIssue]]:
+    if not config_dir.is_dir():
+        return None, [ConfigIssue(str(config_dir), None, "configuration folder not found")]
+    tags, names, issues = _load_registry(config_dir / TAGS_FILE)
+    url = env.get(URL_ENV) or None
+    if url is not None:
+        try:
+            url = _url(url)
+        except PydanticCustomError as exc:
+            issues.append(ConfigIssue("environment", None, f"{URL_ENV}: {exc.context['reason']}"))
+    studies: dict[str, StudyConfig] = {}
+    taken: dict[str, str] = {}  # study code -> file that uses it
+    studies_dir = config_dir / STUDIES_DIR
+    files = _study_files(studies_dir)
+    if not files:
+        issues.append(ConfigIssue(str(studies_dir), None, "no study files (*.yml or *.yaml) found"))
+    for path in files:
+        study, file_issues = _load_study(path, names, url, taken)
+        issues.extend(file_issues)
+        if study is not None:
+            studies[study.code] = study
+    if issues:
+        return None, issues
+    return LabConfig(config_dir=config_dir, tags=tags, studies=studies), []
+
+
+def _study_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix in (".yml", ".yaml") and not p.name.startswith(".") and p.is_file())
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda issue: issue.line or 0)
+
+
+def _load_registry(path: Path) -> tuple[dict[str, TagInfo], set[str] | None, list[ConfigIssue]]:
+    """Tag infos, the tag names written in the file (used to check rules even when some
+    entries are wrong; None when unreadable), and the issues."""
+    doc, issues = read_yaml(path)
+    if doc is None:
+        if not path.exists():
+            issues = [ConfigIssue(str(path), None, "file not found; the tag registry lists every tag "
+                                                    "the lab uses, e.g. 'T1: {qc: anat}'")]
+        return {}, None, issues
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        return {}, None, issues + [ConfigIssue(doc.file, doc.line(()), "expected one 'TAG: {qc: ...}' "
+                                                                       "line per tag at the top level")]
+    try:
+        entries = _REGISTRY.validate_python(data)
+    except ValidationError as exc:
+        return {}, set(data), _sorted(issues + issues_from_validation(exc, doc, _Registry))
+    tags = {name: TagInfo(name=name, qc=e.qc, description=e.description) for name, e in entries.items()}
+    return tags, set(data), _sorted(issues)
+
+
+def _load_study(path: Path, registry: set[str] | None, url: str | None,
+                taken: dict[str, str]) -> tuple[StudyConfig | None, list[ConfigIssue]]:
+    doc, issues = read_yaml(path)
+    if doc is None:
+        return None, issues
+    if not isinstance(doc.data, dict):
+        what = "file is empty" if doc.data is None else "expected 'key: value' lines at the top level"
+        return None, issues + [ConfigIssue(doc.file, doc.line(()), f"{what}; a study file needs "
+                                                                   "study:, xnat: and sites:")]
+    code = doc.data.get("study")
+    if isinstance(code, str):
+        if code in taken:
+            issues.append(ConfigIssue(doc.file, doc.line(("study",)),
+                                      f"study: study code '{code}' is already used by {taken[code]}"))
+        else:
+            taken[code] = doc.file
+    try:
+        raw = _Study.model_validate(doc.data, context={"registry": registry})
+    except ValidationError as exc:
+        return None, _sorted(issues + issues_from_validation(exc, doc, _Study))
+    return _build_study(raw, path, url), _sorted(issues)
+
+
+def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
+    study_rules = raw.tags or {}
+    sites = {}
+    for code, site in raw.sites.items():
+        site = site or _Site()
+        rules = {**study_rules, **(site.tags or {})}
+        sites[code] = SiteConfig(
+            code=code,
+            xnat_project=site.xnat_project or raw.xnat.project,
+            tags={tag: TagRule(tag=tag, match=rule.match, count=rule.count) for tag, rule in rules.items()},
+        )
+    return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path,
+                       xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project), sites=sites)
+

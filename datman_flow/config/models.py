@@ -1,0 +1,126 @@
+"""The validated lab configuration, as the rest of the code sees it.
+
+These are the *effective* settings: study-level tag rules already inherited by each site,
+each site's XNAT project already resolved, the DATMAN_XNAT_URL override already applied.
+`load.py` builds them from the YAML files (and does the file-level checking there).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+
+QcKind = Literal["anat", "fmri", "dwi", "ignore"]
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+def _as_tuple(value: Any) -> Any:
+    """A single pattern may be given as a string."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, list) else value
+
+
+Patterns = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+
+
+class TagInfo(BaseModel):
+    """One entry of the tag registry (tags.yml)."""
+
+    model_config = _FROZEN
+    name: str
+    qc: QcKind
+    description: str = ""
+
+
+class TagRule(BaseModel):
+    """How a site recognises the series of one tag, and how many a session should have."""
+
+    model_config = _FROZEN
+    tag: str
+    match: dict[str, Patterns]  # DICOM keyword -> regexes (any of them)
+    count: int = Field(1, ge=0)
+    _compiled: dict[str, tuple[re.Pattern[str], ...]] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> TagRule:
+        self._compiled = self._compile_patterns()
+        return self
+
+    def _compile_patterns(self) -> dict[str, tuple[re.Pattern[str], ...]]:
+        if not self.match:
+            raise ValueError(f"rule for {self.tag}: match must name at least one DICOM field")
+        compiled = {}
+        for keyword, patterns in self.match.items():
+            if not patterns:
+                raise ValueError(f"rule for {self.tag}: match.{keyword} needs at least one pattern")
+            try:
+                compiled[keyword] = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+            except re.error as exc:
+                raise ValueError(f"rule for {self.tag}: match.{keyword}: bad regex '{exc.pattern}': {exc}") from None
+        return compiled
+
+    def matches(self, fields: Mapping[str, Any]) -> bool:
+        """True when every matched field (missing -> '') is found by any of its patterns
+        (re.search, case-insensitive)."""
+        if self._compiled is None:  # built with model_construct(): compile on first use
+            self._compiled = self._compile_patterns()
+        for keyword, patterns in self._compiled.items():
+            value = fields.get(keyword)
+            text = "" if value is None else value if isinstance(value, str) else str(value)
+            if not any(pattern.search(text) for pattern in patterns):
+                return False
+        return True
+
+    @property
+    def names_image_type(self) -> bool:
+        return "ImageType" in self.match
+
+
+class XnatConfig(BaseModel):
+    model_config = _FROZEN
+    url: str
+    project: str
+
+
+class SiteConfig(BaseModel):
+    model_config = _FROZEN
+    code: str
+    xnat_project: str  # the site's override, else the study's xnat.project
+    tags: dict[str, TagRule]  # effective rules: study rules, replaced tag by tag by the site's
+
+
+class StudyConfig(BaseModel):
+    model_config = _FROZEN
+    code: str
+    name: str
+    xnat: XnatConfig  # url with DATMAN_XNAT_URL applied
+    sites: dict[str, SiteConfig]
+    source: Path  # the study's YAML file
+
+
+class LabConfig(BaseModel):
+    model_config = _FROZEN
+    config_dir: Path
+    tags: dict[str, TagInfo]
+    studies: dict[str, StudyConfig]  # by study code
+
+    def study(self, code: str) -> StudyConfig | None:
+        return self.studies.get(code)
+
+    def site(self, study: str, site: str) -> SiteConfig | None:
+        found = self.studies.get(study)
+        return found.sites.get(site) if found else None
+
+    def xnat_projects(self) -> list[tuple[StudyConfig, str]]:
+        """Each distinct (study, XNAT project) pair to poll, sorted by study code then project."""
+        pairs = []
+        for code in sorted(self.studies):
+            study = self.studies[code]
+            for project in sorted({site.xnat_project for site in study.sites.values()}):
+                pairs.append((study, project))
+        return pairs
