@@ -1,1 +1,12 @@
-"""xnat"""
+"""XNAT access: the REST client, verified scan downloads, and the XNAT emulator."""
+from .client import XnatClient
+from .download import ScanDownload, download_scan, fetch_session
+from .emulator import XnatEmulator, run_emulator, serve
+from .errors import XnatAuthError, XnatBadResponse, XnatError, XnatTruncated, XnatUnavailable
+from .models import Experiment, RemoteFile, Scan
+
+__all__ = [
+    "Experiment", "RemoteFile", "Scan", "ScanDownload", "XnatAuthError", "XnatBadResponse",
+    "XnatClient", "XnatEmulator", "XnatError", "XnatTruncated", "XnatUnavailable",
+    "download_scan", "fetch_session", "run_emulator", "serve",
+]

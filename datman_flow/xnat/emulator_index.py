@@ -1,0 +1,255 @@
+"""The XNAT emulator's view of its data folder: projects, sessions, scans and files.
+
+Layout: `DATA/<project>/<session label>/**`. DICOM files may sit at any depth; anything
+pydicom cannot read as DICOM (no `DICM` preamble, unreadable, or no SeriesInstanceUID)
+is ignored, as XNAT's receiver does.
+
+Rules (mirroring what XNAT shows after archiving):
+- scans are the files grouped by SeriesInstanceUID; the scan ID is the SeriesNumber as a
+  string. When two series of one session share a SeriesNumber N, the one whose
+  SeriesInstanceUID sorts first keeps `N`, later ones get `N-2`, `N-3`, ... A series
+  without a SeriesNumber is treated as number 0.
+- experiment IDs (`XNAT_E00001`, ...) are assigned in order of discovery (projects and
+  labels sorted) and stay stable for the life of the index; `insert_date` is the time the
+  index first saw the session folder.
+- a file's name in a scan is its basename; files of one scan sharing a basename are named
+  by their path relative to the session folder with '/' replaced by '_'.
+
+Session folders are re-listed on every experiments request (cheap); a session's headers are
+read lazily and cached per file (keyed by size and mtime), so files added later are picked
+up and unchanged ones are never read twice. Only the four needed tags are parsed, and
+parsing stops after (0020,0011).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pydicom.filereader import read_partial
+from pydicom.tag import Tag
+
+_TAGS = [Tag(0x0008, 0x0020), Tag(0x0008, 0x103E), Tag(0x0020, 0x000E), Tag(0x0020, 0x0011)]
+_LAST_TAG = 0x00200011
+
+
+@dataclass(frozen=True)
+class Header:
+    series_uid: str
+    series_number: str
+    description: str
+    study_date: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    id: str
+    series_uid: str
+    description: str
+    files: tuple[FileEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass
+class SessionEntry:
+    id: str
+    project: str
+    label: str
+    folder: Path
+    insert_date: str
+    date: str | None = None
+    headers: dict[str, tuple[int, int, Header | None]] = field(default_factory=dict)
+
+
+def read_header(path: Path) -> Header | None:
+    """The four tags the emulator needs, or None when the file is not usable DICOM."""
+    try:
+        with open(path, "rb") as fh:
+            ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > _LAST_TAG,
+                              specific_tags=_TAGS)
+        uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    except Exception:  # noqa: BLE001 - any unreadable file is "not DICOM", as XNAT treats it
+        return None
+    if not uid:
+        return None
+    number = ds.get("SeriesNumber", None)
+    return Header(
+        series_uid=uid,
+        series_number=str(int(number)) if number not in (None, "") else "0",
+        description=str(ds.get("SeriesDescription", "") or ""),
+        study_date=str(ds.get("StudyDate", "") or ""),
+    )
+
+
+def _xnat_date(study_date: str) -> str:
+    s = study_date.strip()
+    return f"{s[:4]}-{s[4:6]}-{s[6:8]}" if len(s) == 8 and s.isdigit() else ""
+
+
+def _now_string() -> str:
+    now = datetime.now()
+    return now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+
+
+def _walk_files(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """(relative posix path, stat) of every regular file under folder, sorted."""
+    found: list[tuple[str, os.stat_result]] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=True):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=True):
+                rel = Path(entry.path).relative_to(folder).as_posix()
+                found.append((rel, entry.stat()))
+    found.sort()
+    return found
+
+
+class EmulatorIndex:
+    """Thread-safe, lazily built index of the emulator's data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir)
+        self._lock = threading.RLock()
+        self._sessions: dict[tuple[str, str], SessionEntry] = {}
+        self._by_id: dict[str, SessionEntry] = {}
+        self._digests: dict[tuple[Path, int, int], str] = {}
+        self._resource_ids: dict[tuple[str, str], int] = {}
+
+    def projects(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def experiments(self, project: str | None = None) -> list[SessionEntry]:
+        """Sessions present on disk now (of one project, or all), in ID order."""
+        with self._lock:
+            present = self._refresh()
+            return [s for s in present if project is None or s.project == project]
+
+    def experiment(self, key: str, project: str | None = None) -> SessionEntry | None:
+        """Find a session by ID, or by label within a project."""
+        for s in self.experiments(project):
+            if s.id == key or (project is not None and s.label == key):
+                return s
+        return None
+
+    def _refresh(self) -> list[SessionEntry]:
+        present = []
+        for project in self.projects():
+            labels = sorted(p.name for p in (self.root / project).iterdir()
+                            if p.is_dir() and not p.name.startswith("."))
+            for label in labels:
+                entry = self._sessions.get((project, label))
+                if entry is None:
+                    entry = SessionEntry(id=f"XNAT_E{len(self._sessions) + 1:05d}", project=project,
+                                         label=label, folder=self.root / project / label,
+                                         insert_date=_now_string())
+                    self._sessions[(project, label)] = entry
+                    self._by_id[entry.id] = entry
+                present.append(entry)
+        return sorted(present, key=lambda s: s.id)
+
+    def session_date(self, session: SessionEntry) -> str:
+        """StudyDate (YYYY-MM-DD) of the first DICOM file found, '' if none has one."""
+        with self._lock:
+            if session.date is None:
+                session.date = ""
+                for rel, _ in _walk_files(session.folder):
+                    header = read_header(session.folder / rel)
+                    if header is not None and header.study_date:
+                        session.date = _xnat_date(header.study_date)
+                        break
+            return session.date
+
+    def scans(self, session: SessionEntry) -> list[ScanEntry]:
+        """The session's scans, built from the (cached) headers of its current files."""
+        with self._lock:
+            files = _walk_files(session.folder)
+            cache = session.headers
+            seen = set()
+            for rel, st in files:
+                seen.add(rel)
+                cached = cache.get(rel)
+                if cached is None or cached[:2] != (st.st_size, st.st_mtime_ns):
+                    cache[rel] = (st.st_size, st.st_mtime_ns, read_header(session.folder / rel))
+            for rel in set(cache) - seen:
+                del cache[rel]
+            return self._group(session, files)
+
+    def scan(self, session: SessionEntry, scan_id: str) -> ScanEntry | None:
+        return next((s for s in self.scans(session) if s.id == scan_id), None)
+
+    def _group(self, session: SessionEntry, files: list[tuple[str, os.stat_result]]) -> list[ScanEntry]:
+        by_uid: dict[str, list[tuple[str, os.stat_result, Header]]] = {}
+        for rel, st in files:
+            header = session.headers[rel][2]
+            if header is not None:
+                by_uid.setdefault(header.series_uid, []).append((rel, st, header))
+        taken: dict[str, int] = {}
+        scans = []
+        for uid in sorted(by_uid):
+            members = by_uid[uid]
+            number = members[0][2].series_number
+            taken[number] = taken.get(number, 0) + 1
+            scan_id = number if taken[number] == 1 else f"{number}-{taken[number]}"
+            basenames = [rel.rsplit("/", 1)[-1] for rel, _, _ in members]
+            counts = Counter(basenames)
+            entries = []
+            for (rel, st, _), base in zip(members, basenames):
+                name = base if counts[base] == 1 else rel.replace("/", "_")
+                entries.append(FileEntry(name, session.folder / rel, st.st_size, st.st_mtime_ns))
+            entries.sort(key=lambda f: f.name)
+            scans.append(ScanEntry(scan_id, uid, members[0][2].description, tuple(entries)))
+        return sorted(scans, key=_scan_order)
+
+    def resource_id(self, session: SessionEntry, scan_id: str) -> int:
+        with self._lock:
+            key = (session.id, scan_id)
+            if key not in self._resource_ids:
+                self._resource_ids[key] = len(self._resource_ids) + 1
+            return self._resource_ids[key]
+
+    def digest(self, f: FileEntry) -> str:
+        """MD5 hex of a file's content, computed once per (path, size, mtime)."""
+        key = (f.path, f.size, f.mtime_ns)
+        with self._lock:
+            cached = self._digests.get(key)
+        if cached is not None:
+            return cached
+        md5 = hashlib.md5()
+        with open(f.path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                md5.update(chunk)
+        value = md5.hexdigest()
+        with self._lock:
+            self._digests[key] = value
+        return value
+
+
+def _scan_order(scan: ScanEntry) -> tuple[int, str, int]:
+    number, _, suffix = scan.id.partition("-")
+    return (int(number) if number.isdigit() else 1 << 30, number, int(suffix or 1))
