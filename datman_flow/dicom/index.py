@@ -51,7 +51,7 @@ def index_scan(session: str, scan: PulledScan, rules: Mapping[str, TagRule]) -> 
         return base.with_changes(n_files=len(files), bad_files=bad, untagged_reason="no readable DICOM file",
                                  conversion_status="skipped", conversion_message="not converted: no readable DICOM")
     try:
-        header = read_series_header(good[0])
+        header = read_series_header(good[0], {keyword for rule in rules.values() for keyword in rule.match})
     except Exception as exc:  # noqa: BLE001 - any parse failure is this series' problem, recorded
         return base.with_changes(n_files=len(files), bad_files=bad,
                                  untagged_reason=f"header of {good[0].name} unreadable: {exc}",

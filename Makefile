@@ -1,0 +1,29 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo demo-headless test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup          ## emulator + sample sessions + Dagster UI with the sensor running
+	$(BIN)/datman-flow demo
+
+demo-headless: setup ## the same without the UI: ingest every sample session, print, exit
+	$(BIN)/datman-flow demo --headless
+
+test: setup          ## the whole test suite (real DICOM from ../shared/dicom where present)
+	$(BIN)/pytest -q
+
+bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared/dicom
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf demo data .pytest_cache

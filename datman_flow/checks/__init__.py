@@ -1,0 +1,1 @@
+"""Checks of a session's content (pure; the Dagster layer turns them into asset checks)."""

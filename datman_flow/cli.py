@@ -1,0 +1,68 @@
+"""The `datman-flow` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from datman_flow import cli_commands
+
+
+def add_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
+    parser.add_argument("--data-dir", help="data folder (default: env DATMAN_DATA_DIR, else ./data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datman-flow", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (downloads, conversions)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="configuration commands")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate tags.yml and studies/*.yml; errors as file:line: message")
+    check.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
+    check.set_defaults(func=cli_commands.config_check)
+
+    emulator = sub.add_parser("xnat-emulator", help="serve DIR/<project>/<session>/** as an XNAT server")
+    emulator.add_argument("--data", required=True, help="folder of <XNAT project>/<session label>/ DICOM folders")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--user", default="admin")
+    emulator.add_argument("--password", default="admin")
+    emulator.set_defaults(func=cli_commands.xnat_emulator)
+
+    ingest = sub.add_parser("ingest", help="ingest sessions in-process through the Dagster assets and checks")
+    which = ingest.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", action="append", metavar="LABEL", help="a session label (repeatable)")
+    which.add_argument("--new", action="store_true", help="poll XNAT once and ingest what is new")
+    add_dirs(ingest)
+    ingest.set_defaults(func=cli_commands.ingest)
+
+    samples = sub.add_parser("samples", help="write the demo's synthetic sample sessions as an XNAT data folder")
+    samples.add_argument("--out", required=True, help="folder to write <project>/<session>/ into")
+    samples.set_defaults(func=cli_commands.samples)
+
+    demo = sub.add_parser("demo", help="emulator with sample sessions + Dagster UI with the sensor running")
+    demo.add_argument("--headless", action="store_true", help="no UI: ingest every sample session, print, exit")
+    demo.add_argument("--dir", default="demo", help="folder for the demo's XNAT data, data and Dagster home")
+    demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    demo.add_argument("--interval", type=float, default=20.0, help="seconds between sample sessions arriving")
+    demo.set_defaults(func=cli_commands.demo)
+
+    status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
+    add_dirs(status)
+    status.set_defaults(func=cli_commands.status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What each `datman-flow` subcommand does (argument parsing is in cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from datman_flow.config import ConfigError, check_config, load_config
+from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+
+
+def config_check(args: argparse.Namespace) -> int:
+    config_dir = config_dir_from(args.config_dir)
+    issues = check_config(config_dir)
+    for issue in issues:
+        print(issue, file=sys.stderr)
+    if issues:
+        print(f"{len(issues)} error(s) in {config_dir}", file=sys.stderr)
+        return 1
+    config = load_config(config_dir)
+    sites = sum(len(s.sites) for s in config.studies.values())
+    print(f"{config_dir}: ok ({len(config.tags)} tags, {len(config.studies)} studies, {sites} sites)")
+    return 0
+
+
+def xnat_emulator(args: argparse.Namespace) -> int:
+    from datman_flow.xnat.emulator import run_emulator
+
+    run_emulator(Path(args.data), host=args.host, port=args.port, user=args.user, password=args.password)
+    return 0
+
+
+def samples(args: argparse.Namespace) -> int:
+    from datman_flow.samples import write_sample_sessions
+
+    for sample in write_sample_sessions(Path(args.out)):
+        print(f"{sample.project}/{sample.label}: {sample.note}")
+    return 0
+
+
+def print_run(run) -> None:
+    from datman_flow.pipeline.summary import tag_or_reason
+
+    state = "ok" if run.success else f"FAILED: {run.error}"
+    print(f"\n== {run.label}: {state}")
+    for s in run.series:
+        outcome = s.conversion_status if s.tag else "-"
+        note = s.conversion_message if s.conversion_status == "failed" else ""
+        print(f"  {s.series_number:>6}  {s.description[:34]:34}  {tag_or_reason(s)[:60]:60}  {s.n_files:>5} files  "
+              f"{outcome}{'  ' + note if note else ''}")
+    for name, passed, description in run.checks:
+        print(f"  check {name}: {'PASS' if passed else 'FAIL'} ({description})")
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from datman_flow.ingest import dagster_instance, run_session
+    from datman_flow.pipeline.resolve import SessionRejected, resolve_session
+
+    config_dir, data_dir = config_dir_from(args.config_dir), data_dir_from(args.data_dir)
+    try:
+        config = load_config(config_dir)
+    except ConfigError as exc:
+        print(f"configuration errors:\n{exc}", file=sys.stderr)
+        return 2
+    layout = DataLayout(data_dir)
+    if args.new:
+        from datman_flow.cli_poll import poll_once
+
+        labels, save_cursor = poll_once(config, layout)
+    else:
+        labels, save_cursor = args.session, None
+    failed: list[str] = []
+    with dagster_instance() as instance:
+        for label in labels:
+            try:
+                resolve_session(config, label)
+            except SessionRejected as exc:
+                print(f"\n== {label}: not ingested: {exc}", file=sys.stderr)
+                failed.append(label)
+                continue
+            run = run_session(instance, label, config_dir, data_dir)
+            print_run(run)
+            if not run.success:
+                failed.append(label)
+    if save_cursor:
+        save_cursor(failed)
+    print(f"\n{len(labels) - len(failed)} of {len(labels)} session(s) ingested" + (
+        f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from datman_flow.store import query
+
+    layout = DataLayout(data_dir_from(args.data_dir))
+    rows = query(layout.metrics_db, layout.store,
+                 "SELECT s.session, s.status, s.reason, count(r.scan_id) AS series, "
+                 "count(*) FILTER (WHERE r.conversion_status = 'converted') AS converted "
+                 "FROM sessions s LEFT JOIN series r USING (session) GROUP BY ALL ORDER BY s.session")
+    for row in rows:
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from datman_flow.demo import run_demo
+
+    return run_demo(Path(args.dir), headless=args.headless, ui_port=args.port, interval=args.interval)

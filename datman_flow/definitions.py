@@ -1,0 +1,18 @@
+"""The one Definitions object of the code location (`dagster dev -w workspace.yaml`)."""
+
+import dagster as dg
+
+from datman_flow.defs.jobs import ingest_session_job
+from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.sensors import new_xnat_sessions
+from datman_flow.defs.session_assets import SESSION_ASSETS
+
+# The in-process executor: a session's steps run one after the other anyway, and the
+# multiprocess executor costs seconds of process start-up per step (see benchmarks/).
+defs = dg.Definitions(
+    assets=SESSION_ASSETS,
+    jobs=[ingest_session_job],
+    sensors=[new_xnat_sessions],
+    resources={"datman": DatmanSettings()},
+    executor=dg.in_process_executor,
+)

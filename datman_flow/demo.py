@@ -1,0 +1,122 @@
+"""`datman-flow demo`: the XNAT emulator with sample sessions arriving, and Dagster ingesting them.
+
+Everything lives under one folder (./demo by default): xnat/ (what the emulator serves),
+staging/ (generated sessions waiting to "arrive"), data/ (datman-flow's outputs and metric
+store) and dagster_home/. Sessions are moved from staging/ into xnat/ one at a time, as a
+scanner would send them, so the sensor has something new to notice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from datman_flow.layout import DataLayout, config_dir_from
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+
+
+def stage_samples(root: Path):
+    from datman_flow.samples import write_sample_sessions
+
+    return write_sample_sessions(root / "staging")
+
+
+def arrive(root: Path, sample) -> None:
+    """Move one staged session into the emulator's folder (a rename: it appears whole)."""
+    source = root / "staging" / sample.project / sample.label
+    target = root / "xnat" / sample.project / sample.label
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.exists() and not target.exists():
+        os.replace(source, target)
+
+
+def demo_env(root: Path, xnat_url: str, config_dir: Path) -> dict[str, str]:
+    return {
+        "DATMAN_XNAT_URL": xnat_url,
+        "XNAT_USER": DEMO_USER,
+        "XNAT_PASS": DEMO_PASSWORD,
+        "DATMAN_DATA_DIR": str(root / "data"),
+        "DATMAN_CONFIG_DIR": str(config_dir),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+    }
+
+
+def run_demo(root: Path, *, headless: bool, ui_port: int = 3000, interval: float = 20.0) -> int:
+    from datman_flow.xnat.emulator import XnatEmulator
+
+    root = root.resolve()
+    config_dir = config_dir_from(None)
+    if not (config_dir / "tags.yml").exists():
+        print(f"no configuration at {config_dir}: run the demo from the repository root, or set DATMAN_CONFIG_DIR",
+              file=sys.stderr)
+        return 2
+    (root / "xnat").mkdir(parents=True, exist_ok=True)
+    (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    samples = stage_samples(root)
+    print(f"{len(samples)} sample sessions generated in {time.perf_counter() - started:.1f} s under {root / 'staging'}")
+    with XnatEmulator(root / "xnat", host="127.0.0.1", port=0, user=DEMO_USER, password=DEMO_PASSWORD) as xnat:
+        print(f"XNAT emulator at {xnat.url} (user {DEMO_USER}, password {DEMO_PASSWORD})")
+        os.environ.update(demo_env(root, xnat.url, config_dir))
+        if headless:
+            return run_headless(root, samples, config_dir)
+        return run_ui(root, samples, ui_port, interval)
+
+
+def run_headless(root: Path, samples, config_dir: Path) -> int:
+    from datman_flow.cli_commands import print_run
+    from datman_flow.config import load_config
+    from datman_flow.ingest import dagster_instance, run_session
+    from datman_flow.pipeline.poll import PollCursor, poll_new_sessions
+    from datman_flow.xnat import XnatClient
+
+    os.environ.pop("DAGSTER_HOME", None)  # headless: a throw-away Dagster instance
+    for sample in samples:
+        arrive(root, sample)
+    config = load_config(config_dir)
+    result = poll_new_sessions(config, PollCursor(), XnatClient.from_env)
+    for rejected in result.rejected:
+        print(f"\n== {rejected.experiment.label}: not ingested (recorded): {rejected.reason}")
+    failures = 0
+    with dagster_instance() as instance:
+        for new in result.new:
+            started = time.perf_counter()
+            run = run_session(instance, new.target.label, config_dir, root / "data")
+            print_run(run)
+            print(f"  ({time.perf_counter() - started:.1f} s)")
+            failures += 0 if run.success else 1
+    layout = DataLayout(root / "data")
+    print(f"\n{len(result.new) - failures} of {len(result.new)} sessions ingested, {len(result.rejected)} rejected; "
+          f"outputs under {layout.root}, metric store {layout.metrics_db}")
+    return 1 if failures else 0
+
+
+def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
+    workspace = root / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_module:\n      module_name: datman_flow.definitions\n"
+                         "      location_name: datman_flow\n")
+    stop = threading.Event()
+
+    def feed() -> None:
+        for sample in samples:
+            if stop.wait(interval if sample is not samples[0] else 1.0):
+                return
+            arrive(root, sample)
+            print(f"[demo] session {sample.label} arrived on XNAT ({sample.note})", flush=True)
+
+    threading.Thread(target=feed, daemon=True).start()
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    print(f"Dagster UI on http://127.0.0.1:{ui_port} : sessions arrive every {interval:.0f} s and the sensor "
+          "(every 30 s) ingests them. Ctrl-C stops everything.", flush=True)
+    try:
+        return subprocess.call([dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)])
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop.set()

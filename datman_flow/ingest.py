@@ -1,0 +1,76 @@
+"""Running the session job in-process (the CLI's `ingest` and the headless demo)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+
+from datman_flow.defs.partitions import SESSIONS
+from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.session_assets import SESSION_ASSETS
+from datman_flow.records import SeriesRecord
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """The lab's instance when DAGSTER_HOME is set (runs show in the UI), else a throw-away one."""
+    if os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            yield instance
+    else:
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+@dataclass
+class SessionRun:
+    label: str
+    success: bool
+    error: str = ""
+    series: list[SeriesRecord] = field(default_factory=list)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (name, passed, description)
+    run_id: str = ""
+
+
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            err = event.step_failure_data.error
+            message = err.message.strip()
+            while err.cause is not None and "Failure" not in err.cls_name:
+                err = err.cause
+                message = err.message.strip()
+            return f"{event.step_key}: {message}"
+    return "the run failed"
+
+
+def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data_dir: Path,
+                log_level: str = "CRITICAL") -> SessionRun:
+    if not instance.has_dynamic_partition(SESSIONS.name, label):
+        instance.add_dynamic_partitions(SESSIONS.name, [label])
+    result = dg.materialize(
+        SESSION_ASSETS,
+        partition_key=label,
+        instance=instance,
+        resources={"datman": DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir))},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        tags={"datman/source": "cli"},
+    )
+    run = SessionRun(label=label, success=result.success, run_id=result.run_id)
+    if not result.success:
+        run.error = failure_reason(result)
+    for evaluation in result.get_asset_check_evaluations():
+        run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or ""))
+    for key in ("nifti", "series_index"):
+        try:
+            run.series = result.output_for_node(key)
+            break
+        except Exception:  # noqa: BLE001 - that step did not produce an output (failed run)
+            continue
+    return run
