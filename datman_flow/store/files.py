@@ -23,11 +23,11 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,150}$")
 SCHEMA_FILE = "_schema.parquet"
 
 
-def session_file_name(session: str) -> str:
-    """The file name for a session's rows; labels that are unsafe as names are hashed."""
-    if SAFE_NAME.match(session):
-        return f"{session}.parquet"
-    return f"x-{hashlib.sha1(session.encode()).hexdigest()}.parquet"
+def session_file_name(session: str, part: str | None = None) -> str:
+    """The file name for a session's rows (labels unsafe as names are hashed); `part` splits a
+    table whose rows come from several steps (check_results: one file per check)."""
+    stem = session if SAFE_NAME.match(session) else f"x-{hashlib.sha1(session.encode()).hexdigest()}"
+    return f"{stem}.{part}.parquet" if part else f"{stem}.parquet"
 
 
 def write_parquet(path: Path, table: str, rows: Iterable[Mapping[str, object]]) -> None:
@@ -57,10 +57,11 @@ def ensure_schema_files(store_dir: Path) -> None:
             write_parquet(target, table, [])
 
 
-def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterable[Mapping[str, object]]) -> Path:
-    """Replace everything `session` has in `table` with `rows` (all or nothing)."""
+def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterable[Mapping[str, object]],
+                         part: str | None = None) -> Path:
+    """Replace everything `session` has in `table` (or in that part of it) with `rows`, all or nothing."""
     ensure_schema_files(store_dir)
-    target = store_dir / table / session_file_name(session)
+    target = store_dir / table / session_file_name(session, part)
     rows = list(rows)
     if not rows:
         target.unlink(missing_ok=True)

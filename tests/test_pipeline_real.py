@@ -1,0 +1,136 @@
+"""The whole session pipeline through Dagster, against the emulator, on each real archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import nibabel as nib
+import pytest
+
+from datman_flow.ingest import run_session
+from datman_flow.store import query
+from datman_flow.xnat import XnatEmulator
+from real_sessions import SESSIONS, link_session, write_configs
+
+
+@pytest.fixture(scope="module")
+def real_xnat(real_dicom, tmp_path_factory):
+    root = tmp_path_factory.mktemp("real_xnat")
+    for archive, (site, label) in SESSIONS.items():
+        link_session(root / "xnat", real_dicom(archive), site, label)
+    with XnatEmulator(root / "xnat", port=0, user="qa", password="secret") as xnat:
+        yield xnat, write_configs(root, xnat.url), real_dicom
+
+
+@pytest.fixture
+def ingest(real_xnat, tmp_path, monkeypatch):
+    xnat, configs, real_dicom = real_xnat
+    monkeypatch.setenv("XNAT_USER", "qa")
+    monkeypatch.setenv("XNAT_PASS", "secret")
+
+    def run(archive: str):
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = run_session(instance, SESSIONS[archive][1], configs, tmp_path / "data")
+        assert result.success, result.error
+        return result, real_dicom(archive)
+
+    return run
+
+
+def by_number(series):
+    return {s.series_number: s for s in series}
+
+
+def sidecar(path: str) -> dict:
+    return json.loads(Path(path.replace(".nii.gz", ".json")).read_text())
+
+
+def reference_sidecars(archive_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) | {"_name": p.stem} for p in sorted((archive_dir / "Ref").glob("*.json"))]
+
+
+def matching_reference(ours: dict, refs: list[dict]) -> dict:
+    keys = ("Manufacturer", "SeriesNumber", "EchoTime", "ImageType")
+    found = [r for r in refs if all(r.get(k) == ours.get(k) for k in keys)]
+    assert found, f"no reference sidecar for series {ours.get('SeriesNumber')} {ours.get('SeriesDescription')}"
+    return found[0]
+
+
+def assert_matches_references(series, archive_dir: Path) -> int:
+    """Every NIfTI we wrote has the scanner timing and geometry of dcm2niix's reference output."""
+    refs = reference_sidecars(archive_dir)
+    compared = 0
+    for record in series:
+        for output in record.outputs:
+            if not output.endswith(".nii.gz"):
+                continue
+            ours = sidecar(output)
+            ref = matching_reference(ours, refs)
+            for field in ("RepetitionTime", "FlipAngle", "SliceThickness", "PhaseEncodingDirection"):
+                if field in ref:
+                    assert ours.get(field) == pytest.approx(ref[field]) if isinstance(ref[field], float) else \
+                        ours.get(field) == ref[field], (output, field)
+            ref_nii = [p for p in (archive_dir / "Ref").glob(ref["_name"] + ".nii*")]
+            if ref_nii:
+                assert nib.load(output).shape == nib.load(ref_nii[0]).shape, output
+            compared += 1
+    return compared
+
+
+def test_siemens_xa30_enhanced(ingest, tmp_path):
+    run, archive = ingest("siemens_xa30")
+    series = by_number(run.series)
+    tagged = {n: s.tag for n, s in series.items() if s.tag}
+    assert tagged == {"5": "T1", "6": "T1", "7": "BOLD", "8": "FMAP", "9": "FMAP", "10": "DWI", "17": "DWI",
+                      "25": "ASL"}
+    for derived in ("11", "12", "13", "14", "16", "19", "20", "21", "22", "24", "27", "28"):
+        assert series[derived].tag is None and series[derived].untagged_reason.startswith("derived series")
+    assert series["99"].untagged_reason.startswith("not an image")
+    assert all(series[n].conversion_status == "converted" for n in tagged)
+    assert nib.load(series["5"].nifti_path).shape == (96, 128, 128)  # sagittal
+    assert nib.load(series["7"].nifti_path).shape == (64, 64, 33, 20)
+    dwi = series["10"]
+    assert Path(dwi.nifti_path).name == "QA01_XA30_0001_01_01_DWI_10_DWI-dir80-PA.nii.gz"
+    assert len(Path(dwi.nifti_path.replace(".nii.gz", ".bval")).read_text().split()) == 21
+    assert series["7"].n_frames == 20 * 33 and series["7"].n_files == 20
+    assert run.checks == [("expected_series", True, run.checks[0][2])]
+    assert assert_matches_references(run.series, archive) >= 8
+    # one DICOM kept per converted series, and the store says the same as the run
+    kept = sorted(p.name for p in (tmp_path / "data" / "dcm" / "QA01_XA30_0001_01").iterdir())
+    assert len(kept) == 8 and kept[0].endswith(".dcm")
+    rows = query(tmp_path / "data" / "metrics.duckdb", tmp_path / "data" / "store",
+                 "SELECT status FROM sessions UNION ALL SELECT conversion_status FROM series WHERE tag IS NOT NULL")
+    assert [r["status"] for r in rows] == ["ingested"] + ["converted"] * 8
+
+
+def test_ge_and_siemens_with_colliding_series_numbers(ingest):
+    run, archive = ingest("ge_siemens_nih")
+    tags = sorted((s.scan_id, s.tag) for s in run.series)
+    # GE and Siemens both numbered series 4, 5 and 6: XNAT scan IDs keep them apart
+    assert len(run.series) == 8 and {t for _, t in tags} == {"EPI", "BOLD"}
+    names = [Path(s.nifti_path).name for s in run.series]
+    assert len(set(names)) == 8, names
+    assert all(s.conversion_status == "converted" for s in run.series)
+    assert run.checks[0][1] is True
+    assert assert_matches_references(run.series, archive) == 8
+
+
+def test_siemens_mosaic(ingest):
+    run, archive = ingest("siemens_mosaic")
+    assert [s.tag for s in run.series] == ["BOLD"] * 8
+    assert all(nib.load(s.nifti_path).shape[3] == 6 for s in run.series)
+    assert assert_matches_references(run.series, archive) == 8
+
+
+def test_philips_full_session(ingest):
+    run, archive = ingest("philips_ingenia")
+    series = by_number(run.series)
+    assert series["1301"].tag == "T1" and nib.load(series["1301"].nifti_path).shape == (170, 256, 256)
+    assert series["2101"].n_files == 4725 and nib.load(series["2101"].nifti_path).shape == (96, 96, 63, 75)
+    assert series["2201"].tag == "DWI" and any(p.endswith(".bvec") for p in series["2201"].outputs)
+    assert len([p for p in series["2001"].outputs if p.endswith(".nii.gz")]) == 4  # two echoes, magnitude + phase
+    assert series["2301"].tag is None and series["2301"].untagged_reason == "no rule matched"
+    assert run.checks[0][1] is True
+    assert assert_matches_references(run.series, archive) == 9
