@@ -2,11 +2,9 @@
 
 import dagster as dg
 
-from datman_flow.defs.partitions import SESSIONS
 
 ingest_session_job = dg.define_asset_job(
     "ingest_session",
     selection=dg.AssetSelection.groups("session"),
-    partitions_def=SESSIONS,
     description="Pull one session from XNAT, index and tag its series, convert them, check the counts.",
 )

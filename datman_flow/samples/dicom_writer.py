@@ -41,7 +41,7 @@ class SessionHeader:
     patient_weight: float = 70.0
     body_part: str = "BRAIN"
     device_serial: str = "166012"
-    software_versions: str = "syngo MR XA30"
+    software_versions: str = "syngo MR E11"
 
     def uid(self, *parts: object) -> UID:
         return generate_uid(entropy_srcs=[self.label, *(str(p) for p in parts)])

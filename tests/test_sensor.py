@@ -1,0 +1,93 @@
+"""The new-session sensor: one run per new session, rejected labels recorded, XNAT trouble skips the tick."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.sensors import new_xnat_sessions
+from datman_flow.store import query
+from datman_flow.xnat import XnatEmulator
+from xnat_helpers import make_session
+
+STUDY = """
+study: SPN01
+xnat: {url: URL, project: SPINS}
+sites:
+  CMH:
+    xnat_project: SPINS_CMH
+    tags:
+      T1: {match: {SeriesDescription: 'T1'}}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    xnat_dir = tmp_path / "xnat"
+    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0001_01_01")
+    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0002_01_01")
+    make_session(xnat_dir, "SPINS_CMH", "not_a_valid_label")
+    monkeypatch.setenv("XNAT_USER", "u")
+    monkeypatch.setenv("XNAT_PASS", "p")
+    with XnatEmulator(xnat_dir, port=0, user="u", password="p") as xnat:
+        configs = tmp_path / "configs"
+        (configs / "studies").mkdir(parents=True)
+        (configs / "tags.yml").write_text("T1: {qc: anat}\n")
+        (configs / "studies" / "SPINS.yml").write_text(STUDY.replace("URL", xnat.url))
+        settings = DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"))
+        with dg.instance_for_test() as instance:
+            yield xnat, xnat_dir, configs, settings, instance
+
+
+def tick(instance, settings, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"datman": settings})
+    result = new_xnat_sessions(context)
+    return result, context.cursor if not isinstance(result, dg.SensorResult) else result.cursor
+
+
+def test_new_sessions_get_one_run_each_and_bad_labels_are_recorded(setup, tmp_path):
+    xnat, xnat_dir, configs, settings, instance = setup
+    result, cursor = tick(instance, settings)
+    assert isinstance(result, dg.SensorResult)
+    assert sorted(r.run_key for r in result.run_requests) == ["SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"]
+    assert all(r.partition_key == r.run_key for r in result.run_requests)
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["SPN01_CMH_0001_01_01",
+                                                                           "SPN01_CMH_0002_01_01"]
+    rows = query(tmp_path / "data" / "metrics.duckdb", tmp_path / "data" / "store",
+                 "SELECT session, status, reason FROM sessions")
+    assert len(rows) == 1 and rows[0]["session"] == "not_a_valid_label" and rows[0]["status"] == "rejected"
+    assert "invalid session label" in rows[0]["reason"]
+
+
+def test_next_tick_sees_only_what_is_new_and_does_little_work(setup):
+    xnat, xnat_dir, configs, settings, instance = setup
+    _, cursor = tick(instance, settings)
+    result, cursor2 = tick(instance, settings, cursor)
+    assert isinstance(result, dg.SkipReason) and "no new sessions" in result.skip_message
+    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0003_01_01")
+    xnat.request_log.clear()
+    result, _ = tick(instance, settings, cursor2)
+    assert [r.run_key for r in result.run_requests] == ["SPN01_CMH_0003_01_01"]
+    # one listing of the project (plus the login): no per-session requests for old sessions
+    paths = [path for _, path in xnat.request_log if "JSESSION" not in path]
+    assert len(paths) == 1 and "/projects/SPINS_CMH/experiments" in paths[0]
+
+
+def test_xnat_down_or_garbage_skips_the_tick_with_the_reason(setup):
+    xnat, xnat_dir, configs, settings, instance = setup
+    xnat.garbage_next(10)
+    result, _ = tick(instance, settings)
+    assert isinstance(result, dg.SkipReason) and "XNAT" in result.skip_message
+    xnat.stop()
+    result, _ = tick(instance, settings)
+    assert isinstance(result, dg.SkipReason) and "XNAT unavailable" in result.skip_message
+
+
+def test_invalid_configuration_skips_the_tick_naming_file_and_line(setup):
+    xnat, xnat_dir, configs, settings, instance = setup
+    study = configs / "studies" / "SPINS.yml"
+    study.write_text(study.read_text().replace("T1: {match", "T9: {match"))
+    result, _ = tick(instance, settings)
+    assert isinstance(result, dg.SkipReason)
+    assert "SPINS.yml:" in result.skip_message and "T9" in result.skip_message
