@@ -110,7 +110,7 @@ def main() -> int:
                 layout = DataLayout(data)
                 with XnatClient.from_env(xnat.url) as client:
                     t_pull, pulled = timed(pull_session, client, target, layout.raw_session(LABEL))
-                t_index, series = timed(index_session, pulled, target.site.tags)
+                t_index, series = timed(index_session, pulled, target.rules)
                 t_conv, done = timed(convert_session, series, target.scan_id, layout, tool)
                 assert all(s.conversion_status == "converted" for s in done if s.tag), done
                 shutil.rmtree(data)

@@ -278,3 +278,21 @@ def test_tag_rule_validation():
         TagRule(tag="T1", match={"SeriesDescription": "x"}, count=-1)
     lazy = TagRule.model_construct(tag="T1", match={"SeriesDescription": ("t1",)}, count=1)
     assert lazy.matches({"SeriesDescription": "T1w"})
+
+
+def test_phantom_rules_inherit_and_default_to_the_ordinary_rules(tmp_path):
+    with_phantoms = STUDY.replace("sites:\n", "phantom_tags:\n  T1: {match: {SeriesDescription: 'phantom'}}\nsites:\n")
+    with_phantoms = with_phantoms.replace("  ZHH:\n", "  ZHH:\n    phantom_tags:\n      FMAP: {match: {SeriesDescription: 'B0'}}\n")
+    config = load_config(make(tmp_path, {"SPINS.yml": with_phantoms}), env={})
+    cmh, zhh = config.site("SPN01", "CMH"), config.site("SPN01", "ZHH")
+    assert set(cmh.rules_for(is_phantom=True)) == {"T1"}
+    assert set(zhh.rules_for(is_phantom=True)) == {"T1", "FMAP"}
+    assert cmh.rules_for(is_phantom=False) == cmh.tags
+    plain = load_config(make(tmp_path / "plain", {"SPINS.yml": STUDY}), env={})
+    assert plain.site("SPN01", "CMH").rules_for(is_phantom=True) == plain.site("SPN01", "CMH").tags
+
+
+def test_unknown_phantom_tag_is_refused_with_its_line(tmp_path):
+    text = STUDY.replace("sites:\n", "phantom_tags:\n  T7: {match: {SeriesDescription: 'x'}}\nsites:\n")
+    issues = issues_of(make(tmp_path, {"SPINS.yml": text}))
+    assert len(issues) == 1 and ":9:" in issues[0] and "T7" in issues[0]

@@ -126,6 +126,7 @@ class _Site(BaseModel):
     model_config = _SCHEMA
     xnat_project: Annotated[str, AfterValidator(_xnat_id)] | None = None
     tags: dict[RuleTag, _Rule] | None = None
+    phantom_tags: dict[RuleTag, _Rule] | None = None
 
 
 class _Study(BaseModel):
@@ -134,6 +135,7 @@ class _Study(BaseModel):
     name: str | None = None
     xnat: _Xnat
     tags: dict[RuleTag, _Rule] | None = None
+    phantom_tags: dict[RuleTag, _Rule] | None = None
     sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
 
 
@@ -238,16 +240,24 @@ def _load_study(path: Path, registry: set[str] | None, url: str | None,
     return _build_study(raw, path, url), _sorted(issues)
 
 
+def _effective_rules(study: dict[str, _Rule] | None, site: dict[str, _Rule] | None) -> dict[str, TagRule]:
+    """Study-level rules, replaced tag by tag by the site's."""
+    rules = {**(study or {}), **(site or {})}
+    return {tag: TagRule(tag=tag, match=rule.match, count=rule.count) for tag, rule in rules.items()}
+
+
 def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
-    study_rules = raw.tags or {}
     sites = {}
     for code, site in raw.sites.items():
         site = site or _Site()
-        rules = {**study_rules, **(site.tags or {})}
+        phantom = None
+        if raw.phantom_tags is not None or site.phantom_tags is not None:
+            phantom = _effective_rules(raw.phantom_tags, site.phantom_tags)
         sites[code] = SiteConfig(
             code=code,
             xnat_project=site.xnat_project or raw.xnat.project,
-            tags={tag: TagRule(tag=tag, match=rule.match, count=rule.count) for tag, rule in rules.items()},
+            tags=_effective_rules(raw.tags, site.tags),
+            phantom_tags=phantom,
         )
     return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path,
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project), sites=sites)

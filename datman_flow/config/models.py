@@ -92,6 +92,11 @@ class SiteConfig(BaseModel):
     code: str
     xnat_project: str  # the site's override, else the study's xnat.project
     tags: dict[str, TagRule]  # effective rules: study rules, replaced tag by tag by the site's
+    phantom_tags: dict[str, TagRule] | None = None  # rules for phantom sessions; None: the same as tags
+
+    def rules_for(self, is_phantom: bool) -> dict[str, TagRule]:
+        """The rules (and expected counts) for a participant or a phantom session of this site."""
+        return self.phantom_tags if is_phantom and self.phantom_tags is not None else self.tags
 
 
 class StudyConfig(BaseModel):

@@ -62,9 +62,9 @@ def series_index(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_
     """One row per series: number, description, UIDs, ImageType, file and frame counts, tag or the reason it has none."""
     _, target = target_for(context, datman)
     layout = datman.layout()
-    series = index_session(raw_dicom, target.site.tags)
+    series = index_session(raw_dicom, target.rules)
     record.record_series(layout, target.label, series)
-    result = check_expected_series(target.label, series, target.site.tags)
+    result = check_expected_series(target.label, series, target.rules)
     record.record_checks(layout, target.label, CHECK_NAME, result.rows)
     yield dg.Output(series, metadata={
         "series": len(series),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datman_flow.config import LabConfig, SiteConfig, StudyConfig
+from datman_flow.config import LabConfig, SiteConfig, StudyConfig, TagRule
 from datman_flow.naming import InvalidLabel, ScanId, parse_session_label
 
 
@@ -21,6 +21,11 @@ class SessionTarget:
     @property
     def label(self) -> str:
         return self.scan_id.label
+
+    @property
+    def rules(self) -> dict[str, TagRule]:
+        """Tagging rules and expected counts for this session (phantoms may have their own)."""
+        return self.site.rules_for(self.scan_id.is_phantom)
 
 
 def resolve_session(config: LabConfig, label: str, xnat_project: str | None = None) -> SessionTarget:
