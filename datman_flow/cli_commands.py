@@ -67,8 +67,13 @@ def ingest(args: argparse.Namespace) -> int:
     layout = DataLayout(data_dir)
     if args.new:
         from datman_flow.cli_poll import poll_once
+        from datman_flow.xnat import XnatError
 
-        labels, save_cursor = poll_once(config, layout)
+        try:
+            labels, save_cursor = poll_once(config, layout)
+        except XnatError as exc:
+            print(f"could not poll XNAT: {exc}", file=sys.stderr)
+            return 1
     else:
         labels, save_cursor = args.session, None
     failed: list[str] = []

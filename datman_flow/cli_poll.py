@@ -35,6 +35,8 @@ def poll_once(config: LabConfig, layout: DataLayout) -> tuple[list[str], Callabl
     cursor = PollCursor.from_json(json.dumps(saved.get("cursor", {})))
     retry = list(saved.get("retry", []))
     result = poll_new_sessions(config, cursor, XnatClient.from_env)
+    for error in result.errors:
+        print(f"warning: {error}", file=sys.stderr)
     for rejected in result.rejected:
         exp = rejected.experiment
         print(f"{exp.label}: not ingested: {rejected.reason}", file=sys.stderr)

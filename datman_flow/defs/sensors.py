@@ -28,6 +28,8 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     except XnatError as exc:
         return dg.SkipReason(f"XNAT unavailable or answering garbage, tick skipped: {exc}")
     layout = datman.layout()
+    for error in result.errors:
+        context.log.warning(error)
     for rejected in result.rejected:
         exp = rejected.experiment
         context.log.warning(f"session {exp.label!r} ({exp.project}) not ingested: {rejected.reason}")
@@ -37,7 +39,8 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
     if not labels:
         context.update_cursor(result.cursor.to_json())
-        return dg.SkipReason(f"no new sessions ({result.listed} listed, {len(result.rejected)} rejected)")
+        problems = "".join(f"; {error}" for error in result.errors)
+        return dg.SkipReason(f"no new sessions ({result.listed} listed, {len(result.rejected)} rejected){problems}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=label, partition_key=label, tags={"xnat_id": new.experiment.id})
                       for label, new in zip(labels, result.new)],

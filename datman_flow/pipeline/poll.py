@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from datman_flow.config import LabConfig
 from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
-from datman_flow.xnat import Experiment, XnatClient
+from datman_flow.xnat import Experiment, XnatClient, XnatError
 
 DEFAULT_OVERLAP = timedelta(hours=1)
 XNAT_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -74,6 +74,7 @@ class PollResult:
     rejected: list[RejectedSession]
     cursor: PollCursor
     listed: int = 0
+    errors: list[str] = field(default_factory=list)  # projects that could not be listed, and why
 
 
 def poll_project(config: LabConfig, experiments: list[Experiment], project: str, cursor: ProjectCursor,
@@ -104,14 +105,23 @@ def poll_project(config: LabConfig, experiments: list[Experiment], project: str,
 
 def poll_new_sessions(config: LabConfig, cursor: PollCursor, client_for: Callable[[str], XnatClient],
                       overlap: timedelta = DEFAULT_OVERLAP) -> PollResult:
-    """One look at every configured XNAT project. XNAT errors propagate (the caller skips the tick)."""
+    """One look at every configured XNAT project. A project that cannot be listed is reported in
+    `errors` and keeps its cursor; when no project can be listed the first error propagates."""
     result = PollResult(new=[], rejected=[], cursor=PollCursor(dict(cursor.projects)))
     urls_projects = dict.fromkeys((study.xnat.url, project) for study, project in config.xnat_projects())
+    failures: list[XnatError] = []
     for url, project in urls_projects:
-        with client_for(url) as client:
-            experiments = client.list_experiments(project)
+        try:
+            with client_for(url) as client:
+                experiments = client.list_experiments(project)
+        except XnatError as exc:  # one project's trouble (say a 404) must not hide the others' sessions
+            failures.append(exc)
+            result.errors.append(f"XNAT project {project!r} at {url}: {exc}")
+            continue
         result.listed += len(experiments)
         key = f"{url} {project}"
         previous = cursor.projects.get(key, ProjectCursor())
         result.cursor.projects[key] = poll_project(config, experiments, project, previous, overlap, result)
+    if failures and len(failures) == len(urls_projects):
+        raise failures[0]
     return result

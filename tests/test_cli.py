@@ -1,0 +1,97 @@
+"""The `datman-flow` command as a lab's cron job or study lead uses it (real subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from datman_flow.store import query
+from datman_flow.xnat import XnatEmulator
+from pipeline_helpers import CONFIGS, PHANTOM, copy_session, sample_template
+
+CLI = [sys.executable, "-m", "datman_flow.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          cwd=cwd, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def xnat(tmp_path_factory):
+    """Six phantom sessions and one session with an invalid label, served by the emulator."""
+    root = tmp_path_factory.mktemp("cli")
+    template = sample_template(root / "template", [PHANTOM])
+    for n in range(1, 7):
+        copy_session(template, root / "xnat", "SPINS_CMH", PHANTOM, f"SPN01_CMH_PHA_FBN000{n}")
+    copy_session(template, root / "xnat", "SPINS_CMH", PHANTOM, "SPN01-CMH-0009")
+    with XnatEmulator(root / "xnat", port=0, user="u", password="p") as emulator:
+        yield emulator, {"DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p",
+                         "DATMAN_CONFIG_DIR": str(CONFIGS)}
+
+
+def test_config_check_ok_and_errors_with_file_line(tmp_path):
+    ok = run_cli("config", "check", "--config-dir", str(CONFIGS))
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    bad = tmp_path / "configs"
+    (bad / "studies").mkdir(parents=True)
+    (bad / "tags.yml").write_text("T1: {qc: anat}\n")
+    (bad / "studies" / "X.yml").write_text(
+        "study: X_1\nxnat: {url: http://h, project: P}\nsites:\n  A:\n    tags:\n      T2: {match: {SeriesDescription: '('}}\n")
+    result = run_cli("config", "check", "--config-dir", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith(f"{bad / 'studies' / 'X.yml'}:1:") and "X_1" in line for line in lines)
+    assert any(":6:" in line and "T2" in line for line in lines)
+    assert lines[-1].startswith("2 error(s)") or lines[-1].startswith("3 error(s)")
+
+
+def test_ingest_one_session_exit_zero_and_prints_the_check(xnat, tmp_path):
+    _, env = xnat
+    result = run_cli("ingest", "--session", "SPN01_CMH_PHA_FBN0001", "--data-dir", str(tmp_path / "d"), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "check expected_series: PASS" in result.stdout and "converted" in result.stdout
+
+
+def test_ingest_invalid_label_or_unknown_session_exits_non_zero_with_the_reason(xnat, tmp_path):
+    _, env = xnat
+    bad = run_cli("ingest", "--session", "SPN01-CMH-0009", "--data-dir", str(tmp_path / "d"), env=env)
+    assert bad.returncode == 1 and "invalid session label" in bad.stderr
+    missing = run_cli("ingest", "--session", "SPN01_CMH_9999_01_01", "--data-dir", str(tmp_path / "d"), env=env)
+    assert missing.returncode == 1 and "is not in XNAT project 'SPINS_CMH'" in missing.stdout
+
+
+def test_ingest_new_polls_once_then_finds_nothing_new(xnat, tmp_path):
+    emulator, env = xnat
+    data = tmp_path / "d"
+    first = run_cli("ingest", "--new", "--data-dir", str(data), env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "7 session(s): 6 new, 1 rejected" in first.stdout and "6 of 6 session(s) ingested" in first.stdout
+    assert "SPN01-CMH-0009: not ingested" in first.stderr
+    assert "warning: XNAT project 'SPINS_ZHH'" in first.stderr  # not on this XNAT: said, and the rest goes on
+    second = run_cli("ingest", "--new", "--data-dir", str(data), env=env)
+    assert second.returncode == 0 and "0 new" in second.stdout and "0 of 0 session(s)" in second.stdout
+    rows = query(data / "metrics.duckdb", data / "store", "SELECT status, count(*) n FROM sessions GROUP BY ALL ORDER BY 1")
+    assert rows == [{"status": "ingested", "n": 6}, {"status": "rejected", "n": 1}]
+
+
+def test_six_sessions_ingested_at_once_into_one_store_lose_nothing(xnat, tmp_path):
+    """Six processes write one data folder at the same time (DuckDB allows one writer per file)."""
+    _, env = xnat
+    data = tmp_path / "shared-data"
+    labels = [f"SPN01_CMH_PHA_FBN000{n}" for n in range(1, 7)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(
+            lambda label: run_cli("ingest", "--session", label, "--data-dir", str(data), env=env), labels))
+    assert [r.returncode for r in results] == [0] * 6, [r.stderr[-500:] for r in results if r.returncode]
+    rows = query(data / "metrics.duckdb", data / "store",
+                 "SELECT (SELECT count(*) FROM sessions WHERE status = 'ingested') s, "
+                 "(SELECT count(DISTINCT session) FROM series WHERE conversion_status = 'converted') r, "
+                 "(SELECT count(*) FROM check_results WHERE passed) c")
+    assert rows == [{"s": 6, "r": 6, "c": 6}]
+    assert len(list((data / "nii").rglob("*.nii.gz"))) == 6
