@@ -70,31 +70,30 @@ def run_demo(root: Path, *, headless: bool, ui_port: int = 3000, interval: float
 
 
 def run_headless(root: Path, samples, config_dir: Path) -> int:
+    """What `datman-flow ingest --new` does, once every sample session has arrived."""
     from datman_flow.cli_commands import print_run
+    from datman_flow.cli_poll import poll_once
     from datman_flow.config import load_config
     from datman_flow.ingest import dagster_instance, run_session
-    from datman_flow.pipeline.poll import PollCursor, poll_new_sessions
-    from datman_flow.xnat import XnatClient
 
     os.environ.pop("DAGSTER_HOME", None)  # headless: a throw-away Dagster instance
     for sample in samples:
         arrive(root, sample)
-    config = load_config(config_dir)
-    result = poll_new_sessions(config, PollCursor(), XnatClient.from_env)
-    for rejected in result.rejected:
-        print(f"\n== {rejected.experiment.label}: not ingested (recorded): {rejected.reason}")
-    failures = 0
+    layout = DataLayout(root / "data")
+    labels, save_cursor = poll_once(load_config(config_dir), layout)
+    failed = []
     with dagster_instance() as instance:
-        for new in result.new:
+        for label in labels:
             started = time.perf_counter()
-            run = run_session(instance, new.target.label, config_dir, root / "data")
+            run = run_session(instance, label, config_dir, layout.root)
             print_run(run)
             print(f"  ({time.perf_counter() - started:.1f} s)")
-            failures += 0 if run.success else 1
-    layout = DataLayout(root / "data")
-    print(f"\n{len(result.new) - failures} of {len(result.new)} sessions ingested, {len(result.rejected)} rejected; "
-          f"outputs under {layout.root}, metric store {layout.metrics_db}")
-    return 1 if failures else 0
+            if not run.success:
+                failed.append(label)
+    save_cursor(failed)
+    print(f"\n{len(labels) - len(failed)} of {len(labels)} sessions ingested; outputs under {layout.root}, "
+          f"metric store {layout.metrics_db}")
+    return 1 if failed else 0
 
 
 def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:

@@ -1,0 +1,27 @@
+"""The newcomer's first command, headless: every sample session ingested, summaries printed, exit 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from datman_flow.store import query
+from pipeline_helpers import REPO
+
+
+def test_demo_headless_ingests_every_sample_session(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATMAN_", "XNAT_", "DAGSTER_HOME"))}
+    result = subprocess.run([sys.executable, "-m", "datman_flow.cli", "demo", "--headless", "--dir", str(tmp_path)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "6 session(s): 5 new, 1 rejected" in out and "5 of 5 sessions ingested" in out
+    assert "badlabel_session: not ingested: invalid session label" in result.stderr
+    assert "check expected_series: FAIL (missing DTI60 (0/1))" in out  # the session without its DTI
+    assert "Localizer 3-plane" in out and "no rule matched" in out  # the series no rule matches
+    assert out.count("check expected_series: PASS") == 4  # three complete sessions and the phantom
+    data = tmp_path / "data"
+    rows = query(data / "metrics.duckdb", data / "store", "SELECT status, count(*) n FROM sessions GROUP BY ALL ORDER BY 1")
+    assert rows == [{"status": "ingested", "n": 5}, {"status": "rejected", "n": 1}]
+    assert len(list((data / "nii").rglob("*.nii.gz"))) == 12  # 3 + 2 + 3 + 1 + 3 tagged series
