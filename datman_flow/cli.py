@@ -1,4 +1,7 @@
-"""The `datman-flow` command."""
+"""datman-flow: MRI sessions from XNAT to tagged, converted, checked NIfTI and a DuckDB metric store.
+
+Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./configs) and
+writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ def add_dirs(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="datman-flow", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (downloads, conversions)")
+    parser = argparse.ArgumentParser(prog="datman-flow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (downloads, conversions, Dagster events)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="configuration commands")

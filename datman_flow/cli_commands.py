@@ -85,7 +85,8 @@ def ingest(args: argparse.Namespace) -> int:
                 print(f"\n== {label}: not ingested: {exc}", file=sys.stderr)
                 failed.append(label)
                 continue
-            run = run_session(instance, label, config_dir, data_dir)
+            run = run_session(instance, label, config_dir, data_dir,
+                              log_level="INFO" if args.verbose else "CRITICAL")
             print_run(run)
             if not run.success:
                 failed.append(label)
