@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = ingest.add_mutually_exclusive_group(required=True)
     which.add_argument("--session", action="append", metavar="LABEL", help="a session label (repeatable)")
     which.add_argument("--new", action="store_true", help="poll XNAT once and ingest what is new")
+    ingest.add_argument("--dry-run", action="store_true",
+                        help="say which sessions would be ingested (and which refused), change nothing")
     add_dirs(ingest)
     ingest.set_defaults(func=cli_commands.ingest)
 

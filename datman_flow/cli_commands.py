@@ -70,12 +70,14 @@ def ingest(args: argparse.Namespace) -> int:
         from datman_flow.xnat import XnatError
 
         try:
-            labels, save_cursor = poll_once(config, layout)
+            labels, save_cursor = poll_once(config, layout, record_rejected=not args.dry_run)
         except XnatError as exc:
             print(f"could not poll XNAT: {exc}", file=sys.stderr)
             return 1
     else:
         labels, save_cursor = args.session, None
+    if args.dry_run:
+        return dry_run(config, labels)
     failed: list[str] = []
     with dagster_instance() as instance:
         for label in labels:
@@ -95,6 +97,23 @@ def ingest(args: argparse.Namespace) -> int:
     print(f"\n{len(labels) - len(failed)} of {len(labels)} session(s) ingested" + (
         f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def dry_run(config, labels: list[str]) -> int:
+    from datman_flow.pipeline.resolve import SessionRejected, resolve_session
+
+    refused = 0
+    for label in labels:
+        try:
+            target = resolve_session(config, label)
+        except SessionRejected as exc:
+            print(f"{label}: would not be ingested: {exc}")
+            refused += 1
+            continue
+        expected = ", ".join(f"{tag} x{rule.count}" for tag, rule in sorted(target.rules.items()))
+        print(f"{label}: would be ingested from XNAT project {target.site.xnat_project} (expects {expected})")
+    print(f"dry run: {len(labels) - refused} session(s) would be ingested, {refused} refused; nothing changed")
+    return 0
 
 
 def status(args: argparse.Namespace) -> int:

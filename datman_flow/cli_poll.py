@@ -28,7 +28,8 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def poll_once(config: LabConfig, layout: DataLayout) -> tuple[list[str], Callable[[list[str]], None]]:
+def poll_once(config: LabConfig, layout: DataLayout,
+              record_rejected: bool = True) -> tuple[list[str], Callable[[list[str]], None]]:
     """Labels to ingest now (new ones and those that failed last time), and how to save the cursor."""
     path = cursor_path(layout)
     saved = json.loads(path.read_text()) if path.exists() else {}
@@ -40,8 +41,9 @@ def poll_once(config: LabConfig, layout: DataLayout) -> tuple[list[str], Callabl
     for rejected in result.rejected:
         exp = rejected.experiment
         print(f"{exp.label}: not ingested: {rejected.reason}", file=sys.stderr)
-        record.record_session(layout, record.rejected_record(exp.label, exp.project, exp.id, exp.insert_date,
-                                                             rejected.reason))
+        if record_rejected:
+                record.record_session(layout, record.rejected_record(exp.label, exp.project, exp.id,
+                                                                 exp.insert_date, rejected.reason))
     labels = list(dict.fromkeys(retry + [new.target.label for new in result.new]))
     print(f"XNAT lists {result.listed} session(s): {len(result.new)} new, {len(result.rejected)} rejected, "
           f"{len(retry)} to retry")

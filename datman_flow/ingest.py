@@ -38,14 +38,14 @@ class SessionRun:
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            err = event.step_failure_data.error
-            message = err.message.strip()
-            while err.cause is not None and "Failure" not in err.cls_name:
-                err = err.cause
-                message = err.message.strip()
-            return f"{event.step_key}: {message}"
+    """The first failed step and the error it raised (the innermost cause: the part a person reads)."""
+    for event in result.get_step_failure_events():
+        err = event.step_failure_data.error if event.step_failure_data else None
+        if err is None:
+            continue
+        while err.cause is not None:
+            err = err.cause
+        return f"{event.step_key}: {err.message.strip()}"
     return "the run failed"
 
 
@@ -67,10 +67,8 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
         run.error = failure_reason(result)
     for evaluation in result.get_asset_check_evaluations():
         run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or ""))
-    for key in ("nifti", "series_index"):
-        try:
+    for key in ("nifti", "series_index"):  # the furthest step that finished
+        if result.is_node_success(key):
             run.series = result.output_for_node(key)
             break
-        except Exception:  # noqa: BLE001 - that step did not produce an output (failed run)
-            continue
     return run

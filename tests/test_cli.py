@@ -95,3 +95,13 @@ def test_six_sessions_ingested_at_once_into_one_store_lose_nothing(xnat, tmp_pat
                  "(SELECT count(*) FROM check_results WHERE passed) c")
     assert rows == [{"s": 6, "r": 6, "c": 6}]
     assert len(list((data / "nii").rglob("*.nii.gz"))) == 6
+
+
+def test_dry_run_lists_what_would_happen_and_changes_nothing(xnat, tmp_path):
+    _, env = xnat
+    data = tmp_path / "d"
+    result = run_cli("ingest", "--new", "--dry-run", "--data-dir", str(data), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "SPN01_CMH_PHA_FBN0001: would be ingested from XNAT project SPINS_CMH (expects T1 x1)" in result.stdout
+    assert "dry run: 6 session(s) would be ingested" in result.stdout
+    assert not data.exists()  # no cursor, no rejected rows, no downloads
