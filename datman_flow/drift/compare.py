@@ -1,0 +1,110 @@
+"""Compare a series' scanner parameters with its reference (gold standard or provisional).
+
+For each compared field: absent in both -> nothing; only in the reference -> `missing`; only
+in the series -> `unexpected`; SoftwareVersions different -> `software_upgrade` (listed first);
+numbers farther apart than the field's absolute tolerance -> `changed` (a difference equal to
+the tolerance is inside); lists element by element with the same tolerance, a different length
+-> `changed`; strings exactly (after stripping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from datman_flow.drift.parameters import normalise_parameters
+from datman_flow.drift.settings import HeaderCheckSettings
+
+Kind = Literal["software_upgrade", "changed", "missing", "unexpected"]
+SOFTWARE_FIELD = "SoftwareVersions"
+# Slack for binary floating point: 0.03 + 1e-5 - 0.03 is 1.0000000000000286e-05, which is
+# "exactly the tolerance" to whoever wrote both numbers.
+RELATIVE_SLACK = 1e-9
+LIST_HEAD, LIST_TAIL = 4, 2
+
+
+@dataclass(frozen=True)
+class Finding:
+    field: str
+    expected: object
+    actual: object
+    tolerance: float | None
+    kind: Kind
+    provisional: bool = False
+
+
+def compare_parameters(actual: Mapping[str, object], expected: Mapping[str, object],
+                       settings: HeaderCheckSettings, *, provisional: bool = False) -> list[Finding]:
+    actual, expected = normalise_parameters(actual), normalise_parameters(expected)
+    findings: list[Finding] = []
+    for name in settings.compared:
+        got, want = actual.get(name), expected.get(name)
+        if got is None and want is None:
+            continue
+        if got is None:
+            findings.append(Finding(name, want, None, None, "missing", provisional))
+        elif want is None:
+            findings.append(Finding(name, None, got, None, "unexpected", provisional))
+        elif name == SOFTWARE_FIELD:
+            if got != want:
+                findings.append(Finding(name, want, got, None, "software_upgrade", provisional))
+        else:
+            tolerance = float(settings.tolerance.get(name, 0.0)) if _numeric(got, want) else None
+            if not _same(got, want, tolerance or 0.0):
+                findings.append(Finding(name, want, got, tolerance, "changed", provisional))
+    order = {name: index for index, name in enumerate(settings.compared)}
+    return sorted(findings, key=lambda f: (f.kind != "software_upgrade", order[f.field]))
+
+
+def _numeric(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return True
+    return (isinstance(a, list) and isinstance(b, list)
+            and all(isinstance(v, float) for v in a) and all(isinstance(v, float) for v in b))
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    return abs(a - b) <= tolerance + RELATIVE_SLACK * max(abs(a), abs(b), tolerance)
+
+
+def _same(a: object, b: object, tolerance: float) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return _close(a, b, tolerance)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, tolerance) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+# ---- a table for the UI ---------------------------------------------------------------------
+
+def format_value(value: object) -> str:
+    """A value for a table cell: floats without noise, long lists abbreviated, '—' for absent."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = [format_value(item) for item in value]
+        if len(items) > LIST_HEAD + LIST_TAIL + 1:
+            items = items[:LIST_HEAD] + ["…"] + items[-LIST_TAIL:]
+            return f"[{', '.join(items)}] ({len(value)} values)"
+        return f"[{', '.join(items)}]"
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def findings_table_markdown(findings: Sequence[Finding]) -> str:
+    """Markdown table: field | expected | actual | tolerance | kind (provisional marked)."""
+    if not findings:
+        return "No drift: every compared parameter matches its reference."
+    lines = ["| field | expected | actual | tolerance | kind |", "|---|---|---|---|---|"]
+    for f in findings:
+        tolerance = "" if f.tolerance is None else format_value(f.tolerance)
+        kind = f.kind + (" (provisional reference)" if f.provisional else "")
+        cells = [f.field, format_value(f.expected), format_value(f.actual), tolerance, kind]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)

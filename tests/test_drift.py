@@ -1,0 +1,429 @@
+"""Header drift, on synthetic parameters and files: finding kinds, tolerances, settings layers,
+converter-only keys, gold-standard files and the provisional reference."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from datman_flow.config.errors import issues_from_validation
+from datman_flow.config.yaml_lines import parse_yaml
+from datman_flow.drift import (DEFAULT_FIELDS, DEFAULT_TOLERANCES, Finding, GoldStandard, GoldStandardError,
+                               HeaderCheckSettings, HeaderCheckYaml, compare_parameters, extract_parameters,
+                               find_gold, findings_table_markdown, gold_path, list_gold, load_gold, merge, promote,
+                               provisional_reference, sidecar_parameters, write_gold)
+from datman_flow.drift.parameters import count_directions, round_bvalue
+
+BASE = {
+    "Manufacturer": "Siemens", "ManufacturerModelName": "Prisma", "SoftwareVersions": "syngo MR XA30",
+    "MagneticFieldStrength": 3.0, "EchoTime": 0.03, "RepetitionTime": 2.0, "FlipAngle": 90.0,
+    "PhaseEncodingDirection": "j-", "SliceTiming": [0.0, 0.5, 1.0, 1.5], "VoxelSize": [2.0, 2.0, 2.0],
+}
+SETTINGS = HeaderCheckSettings()
+
+
+def changed(**values) -> dict:
+    return {**BASE, **values}
+
+
+def kinds(findings: list[Finding]) -> list[tuple[str, str]]:
+    return [(f.field, f.kind) for f in findings]
+
+
+# ---- compare ------------------------------------------------------------------------------------
+
+def test_identical_parameters_give_no_findings():
+    assert compare_parameters(dict(BASE), dict(BASE), SETTINGS) == []
+
+
+def test_each_finding_kind_and_order():
+    actual = changed(SoftwareVersions="syngo MR XA50", FlipAngle=80, InversionTime=0.9)
+    del actual["PhaseEncodingDirection"]
+    findings = compare_parameters(actual, BASE, SETTINGS)
+    assert findings == [
+        Finding("SoftwareVersions", "syngo MR XA30", "syngo MR XA50", None, "software_upgrade"),
+        Finding("InversionTime", None, 0.9, None, "unexpected"),
+        Finding("FlipAngle", 90.0, 80.0, 0.01, "changed"),
+        Finding("PhaseEncodingDirection", "j-", None, None, "missing"),
+    ]
+    assert all(not f.provisional for f in findings)
+    assert all(f.provisional for f in compare_parameters(actual, BASE, SETTINGS, provisional=True))
+
+
+@pytest.mark.parametrize("echo_time, drifts", [
+    (0.03 + 0.9e-5, False),  # just inside (tolerance 1e-5 s)
+    (0.03 + 1e-5, False),  # exactly at the tolerance: inside
+    (0.03 - 1e-5, False),
+    (0.03 + 1.1e-5, True),  # just outside
+    (0.03 - 1.1e-5, True),
+])
+def test_echo_time_tolerance_edges(echo_time, drifts):
+    assert DEFAULT_TOLERANCES["EchoTime"] == 1e-5
+    findings = compare_parameters(changed(EchoTime=echo_time), BASE, SETTINGS)
+    assert kinds(findings) == ([("EchoTime", "changed")] if drifts else [])
+    if drifts:
+        assert findings[0].expected == 0.03 and findings[0].actual == echo_time and findings[0].tolerance == 1e-5
+
+
+@pytest.mark.parametrize("third_slice, drifts", [(1.0049, False), (1.005, False), (0.995, False), (1.0051, True)])
+def test_slice_timing_tolerance_element_wise(third_slice, drifts):
+    assert DEFAULT_TOLERANCES["SliceTiming"] == 0.005
+    actual = changed(SliceTiming=[0.0, 0.5, third_slice, 1.5])
+    assert kinds(compare_parameters(actual, BASE, SETTINGS)) == ([("SliceTiming", "changed")] if drifts else [])
+
+
+def test_lists_of_different_length_change_whatever_the_tolerance():
+    settings = merge({"tolerance": {"SliceTiming": 100.0}})
+    findings = compare_parameters(changed(SliceTiming=[0.0, 0.5, 1.0]), BASE, settings)
+    assert findings == [Finding("SliceTiming", [0.0, 0.5, 1.0, 1.5], [0.0, 0.5, 1.0], 100.0, "changed")]
+
+
+def test_exact_fields_strings_and_types():
+    base = {**BASE, "AcquisitionMatrix": [64, 0, 0, 64], "NumberOfVolumes": 200, "ReceiveCoilName": "Head_32"}
+    same = {**base, "AcquisitionMatrix": [64.0, 0.0, 0.0, 64.0], "NumberOfVolumes": 200.0,
+            "ReceiveCoilName": "  Head_32 "}  # ints vs floats, surrounding spaces: the same
+    assert compare_parameters(same, base, SETTINGS) == []
+    other = {**base, "AcquisitionMatrix": [0, 64, 64, 0], "NumberOfVolumes": 199, "ReceiveCoilName": "head_32"}
+    assert kinds(compare_parameters(other, base, SETTINGS)) == [
+        ("AcquisitionMatrix", "changed"), ("NumberOfVolumes", "changed"), ("ReceiveCoilName", "changed")]
+    assert kinds(compare_parameters(changed(EchoTime="0.03"), BASE, SETTINGS)) == [("EchoTime", "changed")]
+
+
+def test_missing_values_stay_missing():
+    actual = {**BASE, "InversionTime": None, "ReceiveCoilName": "", "EchoTrainLength": float("nan")}
+    assert compare_parameters(actual, BASE, SETTINGS) == []  # absent in both: nothing
+    assert kinds(compare_parameters(BASE, actual | {"InversionTime": 1.0}, SETTINGS)) == [
+        ("InversionTime", "missing")]
+
+
+def test_ignore_list_and_fields_outside_the_allow_list():
+    actual = changed(FlipAngle=10, SoftwareVersions="XA50", TxRefAmp=300.0, ShimSetting=[1, 2])
+    settings = merge({"ignore": ["FlipAngle", "SoftwareVersions"]})
+    assert compare_parameters(actual, BASE, settings) == []  # TxRefAmp, ShimSetting: not compared at all
+    assert settings.compared == tuple(f for f in DEFAULT_FIELDS if f not in ("FlipAngle", "SoftwareVersions"))
+
+
+def test_findings_table_markdown():
+    actual = changed(SliceTiming=[i * 0.05 for i in range(60)], SoftwareVersions="XA|50")
+    table = findings_table_markdown(compare_parameters(actual, BASE, SETTINGS, provisional=True))
+    lines = table.splitlines()
+    assert lines[0] == "| field | expected | actual | tolerance | kind |"
+    assert lines[2] == "| SoftwareVersions | syngo MR XA30 | XA\\|50 |  | software_upgrade (provisional reference) |"
+    assert lines[3] == ("| SliceTiming | [0, 0.5, 1, 1.5] | [0, 0.05, 0.1, 0.15, …, 2.9, 2.95] (60 values) "
+                        "| 0.005 | changed (provisional reference) |")
+    assert findings_table_markdown([]).startswith("No drift")
+
+
+# ---- settings -----------------------------------------------------------------------------------
+
+def test_defaults():
+    settings = merge()
+    assert settings == HeaderCheckSettings()
+    assert settings.fields == DEFAULT_FIELDS and settings.severity == "warn" and settings.ignore == frozenset()
+    assert dict(settings.tolerance) == dict(DEFAULT_TOLERANCES)
+    with pytest.raises(TypeError):
+        settings.tolerance["EchoTime"] = 1.0  # read-only: no shared mutable defaults
+
+
+def test_override_order_defaults_study_site_tag():
+    study = {"tolerance": {"EchoTime": 0.001, "RepetitionTime": 0.01}, "ignore": ["ReceiveCoilName"],
+             "severity": "error", "fields": {"add": ["SequenceName", "TotalReadoutTime"]}}
+    site = {"tolerance": {"EchoTime": 0.002}, "ignore": ["SoftwareVersions"], "severity": "warn",
+            "fields": {"remove": ["InversionTime", "TotalReadoutTime"]}}
+    tag = {"tolerance": {"SliceTiming": 0.02}, "severity": "error", "fields": {"add": ["TotalReadoutTime"]}}
+    settings = merge(study, site, tag)
+    assert settings.tolerance["EchoTime"] == 0.002  # site over study
+    assert settings.tolerance["RepetitionTime"] == 0.01  # study over default, key by key
+    assert settings.tolerance["SliceTiming"] == 0.02 and settings.tolerance["FlipAngle"] == 0.01
+    assert settings.ignore == {"ReceiveCoilName", "SoftwareVersions"}  # united
+    assert settings.severity == "error"  # the tag's
+    assert merge(study, site).severity == "warn" and merge(study).severity == "error"
+    assert "InversionTime" not in settings.fields
+    assert settings.fields[-2:] == ("SequenceName", "TotalReadoutTime")  # removed by site, added again by tag
+    assert "TotalReadoutTime" not in merge(study, site).fields
+    assert merge(None, {}, tag).tolerance["EchoTime"] == DEFAULT_TOLERANCES["EchoTime"]
+    # the merged settings are what compare uses
+    actual = changed(EchoTime=0.0315, SoftwareVersions="XA50")
+    assert compare_parameters(actual, BASE, settings) == []
+    assert kinds(compare_parameters(actual, BASE, merge(study))) == [
+        ("SoftwareVersions", "software_upgrade"), ("EchoTime", "changed")]
+
+
+def test_fields_add_remove_change_what_is_compared():
+    actual = changed(SequenceName="epfid2d1_64", FlipAngle=45)
+    expected = {**BASE, "SequenceName": "epfid2d1_72"}
+    assert kinds(compare_parameters(actual, expected, SETTINGS)) == [("FlipAngle", "changed")]
+    settings = merge({"fields": {"add": "SequenceName", "remove": ["FlipAngle"]}})  # one name or a list
+    assert kinds(compare_parameters(actual, expected, settings)) == [("SequenceName", "changed")]
+
+
+def test_header_check_yaml_refuses_mistakes_with_file_and_line():
+    text = ("tolerance:\n  EchoTim: 0.001\n  RepetitionTime: -1\n"
+            "ignore: [FlipAngle]\nseverity: fatal\nfields: {add: [Foo], remove: []}\ncolour: red\n")
+    doc, problems = parse_yaml(text, "studies/SPINS.yml")
+    assert problems == []
+    with pytest.raises(ValidationError) as caught:
+        HeaderCheckYaml.model_validate(doc.data)
+    issues = sorted(str(i) for i in issues_from_validation(caught.value, doc, HeaderCheckYaml))
+    assert issues == sorted([
+        "studies/SPINS.yml:2: tolerance: 'EchoTim' is not a scanner parameter the header check knows "
+        "(did you mean 'EchoTime'?)",
+        "studies/SPINS.yml:3: tolerance.RepetitionTime: a tolerance is an absolute difference, 0 or more; got -1",
+        "studies/SPINS.yml:5: severity: got 'fatal'; expected 'warn' or 'error'",
+        "studies/SPINS.yml:6: fields.add[0]: 'Foo' is not a scanner parameter the header check knows",
+        "studies/SPINS.yml:7: unknown key 'colour'",
+    ])
+    with pytest.raises(ValidationError, match="both added and removed"):
+        HeaderCheckYaml.model_validate({"fields": {"add": ["EchoTime"], "remove": ["EchoTime"]}})
+    with pytest.raises(ValidationError):
+        merge({"tolerance": {"EchoTime": "0.1"}})  # strict: a quoted number is refused
+    with pytest.raises(ValidationError):
+        merge({"ignore": ["ConversionSoftwareVersion"]})  # converter keys are not parameters
+
+
+# ---- converter-only keys ------------------------------------------------------------------------
+
+OLD_SIDECAR = {
+    "Manufacturer": "Siemens", "ManufacturersModelName": "MAGNETOM Prisma Fit", "SoftwareVersions": "syngo MR XA30",
+    "EchoTime": 0.00241, "RepetitionTime": 1.8, "PulseSequenceName": "*tfl3d1_16ns", "PartialFourier": 1,
+    "ConversionSoftware": "dcm2niix", "ConversionSoftwareVersion": "v1.0.20260416",
+    "BidsGuess": ["anat", "_acq-tfl3p2_run-5_T1w"], "CoilString": "HeadNeck_64", "SeriesNumber": 5,
+    "AcquisitionTime": "12:09:5.225000",
+}
+NEW_SIDECAR = {
+    "Manufacturer": "Siemens", "ManufacturerModelName": "MAGNETOM Prisma Fit", "SoftwareVersions": "syngo MR XA30",
+    "EchoTime": 0.00241, "RepetitionTime": 1.8, "SequenceName": "*tfl3d1_16ns", "ParallelReductionFactorInPlane": 1,
+    "ConversionSoftware": "dcm2niix", "ConversionSoftwareVersion": "v1.0.20260724", "PulseSequenceType": "MPRAGE",
+    "BidsGuess": ["discard", "_run-6_T1w"], "ReceiveCoilName": "HeadNeck_64", "SeriesNumber": 6,
+    "AcquisitionTime": "12:09:05.225000", "AcquisitionDuration": 169.862, "SpoilingState": False,
+}
+
+
+def test_converter_only_keys_never_drift():
+    old, new = sidecar_parameters(OLD_SIDECAR), sidecar_parameters(NEW_SIDECAR)
+    assert old == new == {
+        "Manufacturer": "Siemens", "ManufacturerModelName": "MAGNETOM Prisma Fit",
+        "SoftwareVersions": "syngo MR XA30", "EchoTime": 0.00241, "RepetitionTime": 1.8,
+        "ReceiveCoilName": "HeadNeck_64", "SequenceName": "*tfl3d1_16ns"}
+    everything = merge({"fields": {"add": ["SequenceName"]}})
+    assert compare_parameters(new, old, everything) == []
+    assert compare_parameters(old, new, everything) == []
+
+
+def test_acceleration_factor_one_is_not_accelerated():
+    assert "ParallelReductionFactorInPlane" not in sidecar_parameters({"ParallelReductionFactorInPlane": 1})
+    accelerated = sidecar_parameters({"ParallelReductionFactorInPlane": 2, "MultibandAccelerationFactor": 3})
+    assert accelerated == {"ParallelReductionFactorInPlane": 2.0, "MultibandAccelerationFactor": 3.0}
+    assert kinds(compare_parameters({}, accelerated, SETTINGS)) == [
+        ("ParallelReductionFactorInPlane", "missing"), ("MultibandAccelerationFactor", "missing")]
+    assert compare_parameters({"ParallelReductionFactorInPlane": 1}, {}, SETTINGS) == []  # raw values too
+
+
+# ---- extraction from files ----------------------------------------------------------------------
+
+def write_series(folder: Path, stem: str, sidecar: dict, shape=(4, 4, 3, 5), zooms=(2.0, 2.0, 2.4000001, 2.0),
+                 bvals: list[float] | None = None, bvecs: list[list[float]] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    image = nibabel.Nifti1Image(np.zeros(shape, dtype=np.int16), np.eye(4))
+    image.header.set_zooms(zooms[: len(shape)])
+    nifti = folder / f"{stem}.nii.gz"
+    nibabel.save(image, nifti)
+    (folder / f"{stem}.json").write_text(json.dumps(sidecar))
+    if bvals is not None:
+        (folder / f"{stem}.bval").write_text(" ".join(str(b) for b in bvals) + "\n")
+        (folder / f"{stem}.bvec").write_text("\n".join(" ".join(str(v) for v in row) for row in bvecs) + "\n")
+    return nifti
+
+
+def write_dicom(path: Path, enhanced: bool = False) -> Path:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1" if enhanced else "1.2.840.10008.5.1.4.1.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Manufacturer, ds.SoftwareVersions = "SIEMENS", ["syngo MR", "E11"]
+    if enhanced:
+        geometry = Dataset()
+        geometry.InPlanePhaseEncodingDirection = "ROW"
+        geometry.MRAcquisitionFrequencyEncodingSteps = 128
+        geometry.MRAcquisitionPhaseEncodingStepsInPlane = 120
+        modifier, timing, coil = Dataset(), Dataset(), Dataset()
+        modifier.PixelBandwidth = "150"
+        timing.EchoTrainLength, timing.RepetitionTime = 1, "1800"
+        coil.ReceiveCoilName = "HeadNeck_64"
+        shared = Dataset()
+        shared.MRFOVGeometrySequence = [geometry]
+        shared.MRImagingModifierSequence = [modifier]
+        shared.MRTimingAndRelatedParametersSequence = [timing]
+        shared.MRReceiveCoilSequence = [coil]
+        ds.SharedFunctionalGroupsSequence = [shared]
+    else:
+        ds.EchoTime, ds.InversionTime, ds.PixelBandwidth = "30", "900", "2315"
+        ds.EchoTrainLength, ds.AcquisitionMatrix, ds.ReceiveCoilName = 72, [72, 0, 0, 72], "Head_32"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_extract_parameters_from_sidecar_nifti_and_diffusion_files(tmp_path):
+    bvals = [0, 5, 995, 1000, 1004, 1000, 2000, 2000]
+    bvecs = [[0, 0, 1, 0, 0, 1, 1, -1], [0, 0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0]]
+    nifti = write_series(tmp_path, "dwi", {**NEW_SIDECAR, "SliceTiming": [0, 0.5, 1]}, bvals=bvals, bvecs=bvecs)
+    params = extract_parameters(nifti)
+    assert params["VoxelSize"] == [2.0, 2.0, 2.4]  # float32 2.4000001 rounded to 4 decimals
+    assert params["NumberOfSlices"] == 3.0 and params["NumberOfVolumes"] == 5.0
+    assert params["BValues"] == [0.0, 10.0, 1000.0, 2000.0]  # rounded to the nearest 10, halves up
+    # b > 50: x at 1000 and 2000 counts once, -x is another direction; y, z
+    assert params["NumberOfDirections"] == 4.0
+    assert params["SliceTiming"] == [0.0, 0.5, 1.0] and params["EchoTime"] == 0.00241
+    assert "ConversionSoftwareVersion" not in params and "PartialFourier" not in params
+    assert list(params) == [f for f in (*DEFAULT_FIELDS, "SequenceName") if f in params]  # allow-list order
+    single = write_series(tmp_path / "t1", "t1", {"EchoTime": 0.002}, shape=(4, 4, 3), zooms=(1, 1, 1))
+    assert extract_parameters(single, sidecar={"EchoTime": 0.003})["EchoTime"] == 0.003  # given sidecar wins
+    assert extract_parameters(single)["NumberOfVolumes"] == 1.0
+    (tmp_path / "t1" / "t1.json").unlink()
+    with pytest.raises(FileNotFoundError, match="t1.json: JSON sidecar not found"):
+        extract_parameters(single)
+    with pytest.raises(FileNotFoundError, match="NIfTI not found"):
+        extract_parameters(tmp_path / "none.nii.gz", sidecar={})
+
+
+def test_round_bvalue_and_count_directions():
+    assert [round_bvalue(b) for b in (0, 4.9, 5, 994.9, 995, 1004.9, 1005)] == [0, 0, 10, 990, 1000, 1000, 1010]
+    assert count_directions([(1, 0, 0), (0.99999, 0.003, 0), (0, 0, 0), (2, 0, 0), (0, 1, 0)]) == 2
+
+
+def test_dicom_fills_only_what_the_sidecar_lacks(tmp_path):
+    nifti = write_series(tmp_path, "epi", {"EchoTime": 0.05, "Manufacturer": "Siemens"})
+    params = extract_parameters(nifti, dicom=write_dicom(tmp_path / "classic.dcm"))
+    assert params["EchoTime"] == 0.05 and params["Manufacturer"] == "Siemens"  # the sidecar's
+    assert params["InversionTime"] == pytest.approx(0.9)  # DICOM ms -> s
+    assert params["SoftwareVersions"] == "syngo MR\\E11"  # multi-value joined like the sidecar's
+    assert params["PixelBandwidth"] == 2315.0 and params["EchoTrainLength"] == 72.0
+    assert params["AcquisitionMatrix"] == [72.0, 0.0, 0.0, 72.0] and params["ReceiveCoilName"] == "Head_32"
+    enhanced = extract_parameters(nifti, dicom=write_dicom(tmp_path / "enhanced.dcm", enhanced=True))
+    assert enhanced["AcquisitionMatrix"] == [0.0, 128.0, 120.0, 0.0]  # phase along ROW
+    assert enhanced["PixelBandwidth"] == 150.0 and enhanced["EchoTrainLength"] == 1.0
+    assert enhanced["RepetitionTime"] == 1.8 and enhanced["ReceiveCoilName"] == "HeadNeck_64"
+
+
+# ---- gold standards -----------------------------------------------------------------------------
+
+def gold(parameters=None) -> GoldStandard:
+    source = {"session": "SPN01_CMH_0001_01_01", "series": "05", "promoted_at": "2026-01-02T03:04:05+00:00",
+              "dcm2niix_version": "v1.0.20260724"}
+    return GoldStandard("SPN01", "CMH", "T1", dict(parameters or BASE), source)
+
+
+def test_write_gold_round_trips_and_reviews_well(tmp_path):
+    path = write_gold(tmp_path, gold())
+    assert path == gold_path(tmp_path, "SPN01", "CMH", "T1") == tmp_path / "gold" / "SPN01" / "CMH" / "T1.json"
+    text = path.read_text()
+    assert text.endswith("}\n") and text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
+    assert load_gold(path) == gold() and find_gold(tmp_path, "SPN01", "CMH", "T1") == gold()
+    assert find_gold(tmp_path, "SPN01", "CMH", "RST") is None
+    assert [p.name for p in path.parent.iterdir()] == ["T1.json"]  # no temporary file left
+
+
+def test_write_gold_is_atomic(tmp_path, monkeypatch):
+    path = write_gold(tmp_path, gold())
+    before = path.read_text()
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_gold(tmp_path, gold(changed(EchoTime=0.04)))
+    assert path.read_text() == before  # the reviewed file is untouched
+    assert [p.name for p in path.parent.iterdir()] == ["T1.json"]  # and the temporary file removed
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"study": "SPN01",\n  "site": "CMH" "tag": "T1"}', r"T1\.json:2:17: invalid JSON: Expecting ','"),
+    ('{"study": "SPN01", "site": "CMH", "tag": "T1", "parameters": {}}', r"T1\.json: missing key 'source'"),
+    ('[1, 2]', r"T1\.json: expected a JSON object"),
+])
+def test_malformed_gold_file_names_the_file(tmp_path, text, message):
+    path = gold_path(tmp_path, "SPN01", "CMH", "T1")
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(GoldStandardError, match=message) as caught:
+        load_gold(path)
+    assert caught.value.path == path and str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["parameters"].update(EchoTim=0.03), "unknown parameter 'parameters.EchoTim' "
+                                                     r"\(did you mean 'EchoTime'\?\)"),
+    (lambda d: d["parameters"].update(EchoTime=True), "'parameters.EchoTime' must be a number"),
+    (lambda d: d["parameters"].update(SliceTiming={"a": 1}), "'parameters.SliceTiming' must be a number"),
+    (lambda d: d["source"].pop("dcm2niix_version"), "missing key 'source.dcm2niix_version'"),
+    (lambda d: d["source"].update(series=5), "'source.series' must be a string, got 5"),
+    (lambda d: d.update(tag=3), "'tag' must be a non-empty string"),
+    (lambda d: d.update(site="ZHH"), "says SPN01/ZHH/T1 but lies at SPN01/CMH/T1.json"),
+    (lambda d: d.update(reviewer="me"), "unknown key 'reviewer'"),
+])
+def test_gold_file_with_wrong_content(tmp_path, edit, message):
+    path = write_gold(tmp_path, gold())
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(GoldStandardError, match=message):
+        load_gold(path)
+
+
+def test_list_gold_reports_bad_files_alongside_good_ones(tmp_path):
+    write_gold(tmp_path, gold())
+    other = GoldStandard("SPN01", "ZHH", "RST", {"EchoTime": 0.03}, dict(gold().source))
+    write_gold(tmp_path, other)
+    broken = gold_path(tmp_path, "SPN01", "ZHH", "DTI60")
+    broken.write_text("{")
+    (tmp_path / "gold" / "SPN01" / "stray.json").write_text("{}")
+    golds, errors = list_gold(tmp_path)
+    assert golds == [gold(), other]
+    assert sorted(e.path.name for e in errors) == ["DTI60.json", "stray.json"]
+    assert list_gold(tmp_path / "nowhere") == ([], [])
+
+
+def test_promote_writes_the_series_parameters(tmp_path):
+    nifti = write_series(tmp_path / "nii", "t1", NEW_SIDECAR, shape=(4, 4, 3))
+    path = promote(tmp_path / "configs", "SPN01", "CMH", "T1", nifti, None, "SPN01_CMH_0001_01_01", "05",
+                   "v1.0.20260724", promoted_at="2026-01-02T03:04:05+00:00")
+    loaded = load_gold(path)
+    assert loaded.parameters == extract_parameters(nifti)
+    assert loaded.source == {"session": "SPN01_CMH_0001_01_01", "series": "05", "dcm2niix_version": "v1.0.20260724",
+                             "promoted_at": "2026-01-02T03:04:05+00:00"}
+    assert compare_parameters(extract_parameters(nifti), loaded.parameters, SETTINGS) == []
+
+
+# ---- provisional reference ----------------------------------------------------------------------
+
+def test_provisional_reference_needs_enough_sessions():
+    history = [BASE, changed(EchoTime=0.031)]
+    assert provisional_reference(history) is None
+    assert provisional_reference(history, min_sessions=2) is not None
+    assert provisional_reference([]) is None and provisional_reference([], min_sessions=0) is None
+
+
+def test_provisional_reference_most_common_value_and_ties():
+    history = [changed(EchoTime=0.031, InversionTime=1.0), changed(FlipAngle=80),
+               changed(FlipAngle=70), changed(EchoTime=0.031)]
+    reference = provisional_reference(history)
+    assert reference["EchoTime"] == 0.031  # 2 of 4 against 0.03 twice: the later occurrence wins the tie
+    assert reference["FlipAngle"] == 90.0  # 2 of 4 (90, 80, 70, 90)
+    assert "InversionTime" not in reference  # absent from most sessions: absent from the reference
+    assert reference["SliceTiming"] == [0.0, 0.5, 1.0, 1.5]
+    tie = provisional_reference([changed(FlipAngle=80), changed(FlipAngle=70), changed(FlipAngle=60)])
+    assert tie["FlipAngle"] == 60.0  # all once: the most recent
+    findings = compare_parameters(changed(FlipAngle=50), tie, SETTINGS, provisional=True)
+    assert findings == [Finding("FlipAngle", 60.0, 50.0, 0.01, "changed", provisional=True)]
