@@ -16,12 +16,21 @@ def test_demo_headless_ingests_every_sample_session(tmp_path):
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "6 session(s): 5 new, 1 rejected" in out and "5 of 5 sessions ingested" in out
+    assert "7 session(s): 6 new, 1 rejected" in out and "6 of 6 sessions ingested" in out
     assert "badlabel_session: not ingested: invalid session label" in result.stderr
     assert "check expected_series: FAIL (missing DTI60 (0/1))" in out  # the session without its DTI
     assert "Localizer 3-plane" in out and "no rule matched" in out  # the series no rule matches
-    assert out.count("check expected_series: PASS") == 4  # three complete sessions and the phantom
+    assert out.count("check expected_series: PASS") == 5  # four complete sessions and the phantom
+    # the session after a scanner upgrade, against the provisional reference of three earlier sessions
+    assert "check header_drift: FAIL (SOFTWARE UPGRADE: syngo MR E11 -> syngo MR E11C; 3 finding(s) in " \
+           "EchoTime, SoftwareVersions" in out
     data = tmp_path / "data"
     rows = query(data / "metrics.duckdb", data / "store", "SELECT status, count(*) n FROM sessions GROUP BY ALL ORDER BY 1")
-    assert rows == [{"status": "ingested", "n": 5}, {"status": "rejected", "n": 1}]
-    assert len(list((data / "nii").rglob("*.nii.gz"))) == 12  # 3 + 2 + 3 + 1 + 3 tagged series
+    assert rows == [{"status": "ingested", "n": 6}, {"status": "rejected", "n": 1}]
+    assert len(list((data / "nii").rglob("*.nii.gz"))) == 15  # 3 + 2 + 3 + 3 + 1 + 3 tagged series
+    diffs = query(data / "metrics.duckdb", data / "store",
+                  "SELECT tag, field, kind, provisional FROM header_diffs ORDER BY tag, kind DESC, field")
+    assert diffs == [
+        {"tag": "RST", "field": "SoftwareVersions", "kind": "software_upgrade", "provisional": True},
+        {"tag": "T1", "field": "SoftwareVersions", "kind": "software_upgrade", "provisional": True},
+        {"tag": "T1", "field": "EchoTime", "kind": "changed", "provisional": True}]

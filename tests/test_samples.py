@@ -64,7 +64,7 @@ def test_catalogue() -> None:
     assert [s.label for s in samples] == sample_session_labels()
     assert sample_session_labels() == [
         "SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01", "SPN01_ZHH_0003_01_01",
-        "SPN01_CMH_PHA_FBN0001", "SPN01_CMH_0004_01_01", "badlabel_session",
+        "SPN01_CMH_PHA_FBN0001", "SPN01_CMH_0004_01_01", "SPN01_CMH_0005_01_01", "badlabel_session",
     ]
     by_label = {s.label: s for s in samples}
     assert by_label["SPN01_ZHH_0003_01_01"].project == "SPINS_ZHH"

@@ -22,6 +22,7 @@ from pydicom.datadict import keyword_dict
 from datman_flow.config.errors import ConfigError, ConfigIssue, did_you_mean, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
 from datman_flow.config.yaml_lines import read_yaml
+from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
 
 URL_ENV = "DATMAN_XNAT_URL"
@@ -114,6 +115,7 @@ class _Rule(BaseModel):
     match: Annotated[dict[Keyword, Annotated[list[Regex], BeforeValidator(_one_or_many), Field(min_length=1)]],
                      Field(min_length=1)]
     count: int = Field(1, ge=0)
+    header_check: HeaderCheckYaml | None = None
 
 
 class _Xnat(BaseModel):
@@ -127,6 +129,7 @@ class _Site(BaseModel):
     xnat_project: Annotated[str, AfterValidator(_xnat_id)] | None = None
     tags: dict[RuleTag, _Rule] | None = None
     phantom_tags: dict[RuleTag, _Rule] | None = None
+    header_check: HeaderCheckYaml | None = None
 
 
 class _Study(BaseModel):
@@ -136,6 +139,7 @@ class _Study(BaseModel):
     xnat: _Xnat
     tags: dict[RuleTag, _Rule] | None = None
     phantom_tags: dict[RuleTag, _Rule] | None = None
+    header_check: HeaderCheckYaml | None = None
     sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
 
 
@@ -243,7 +247,12 @@ def _load_study(path: Path, registry: set[str] | None, url: str | None,
 def _effective_rules(study: dict[str, _Rule] | None, site: dict[str, _Rule] | None) -> dict[str, TagRule]:
     """Study-level rules, replaced tag by tag by the site's."""
     rules = {**(study or {}), **(site or {})}
-    return {tag: TagRule(tag=tag, match=rule.match, count=rule.count) for tag, rule in rules.items()}
+    return {tag: TagRule(tag=tag, match=rule.match, count=rule.count, header_check=layer(rule.header_check))
+            for tag, rule in rules.items()}
+
+
+def layer(block: HeaderCheckYaml | None) -> dict | None:
+    return block.model_dump(exclude_none=True) if block is not None else None
 
 
 def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
@@ -258,7 +267,8 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
             xnat_project=site.xnat_project or raw.xnat.project,
             tags=_effective_rules(raw.tags, site.tags),
             phantom_tags=phantom,
+            header_check=layer(site.header_check),
         )
-    return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path,
+    return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=layer(raw.header_check),
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project), sites=sites)
 

@@ -7,6 +7,7 @@ Each body loads the configuration, calls the core and turns its result into meta
 import dagster as dg
 
 from datman_flow.checks.expected_series import CHECK_NAME, check_expected_series
+from datman_flow.defs.drift_checks import HEADER_DRIFT_SPEC, header_drift_result
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.dicom.convert import find_dcm2niix
@@ -83,11 +84,12 @@ def series_index(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_
         })
 
 
-@dg.asset(partitions_def=SESSIONS, group_name=GROUP, kinds={"nifti"})
+@dg.asset(partitions_def=SESSIONS, group_name=GROUP, kinds={"nifti"}, check_specs=[HEADER_DRIFT_SPEC])
 def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: PulledSession,
-          series_index: list[SeriesRecord]) -> dg.Output[list[SeriesRecord]]:
-    """Each tagged series converted by dcm2niix to NIfTI + JSON sidecar under the lab's naming convention."""
-    _, target = target_for(context, datman)
+          series_index: list[SeriesRecord]):
+    """Each tagged series converted by dcm2niix to NIfTI + JSON sidecar under the lab's naming convention,
+    then checked for header drift."""
+    config, target = target_for(context, datman)
     layout = datman.layout()
     tool = find_dcm2niix()
     series = convert_session(series_index, target.scan_id, layout, tool)
@@ -97,7 +99,7 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
     for s in series:
         if s.conversion_status == "failed":
             context.log.warning(f"series {s.series_number} ({s.description}) not converted: {s.conversion_message}")
-    return dg.Output(series, metadata={
+    yield dg.Output(series, metadata={
         "converted": sum(1 for s in series if s.conversion_status == "converted"),
         "failed": sum(1 for s in series if s.conversion_status == "failed"),
         "status": status,
@@ -105,6 +107,7 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
         "path": dg.MetadataValue.path(str(layout.nii(target.scan_id))),
         "conversion": dg.MetadataValue.md(summary.conversion_table(series)),
     })
+    yield header_drift_result(context, config, target, layout, series)
 
 
 SESSION_ASSETS = [raw_dicom, series_index, nifti]

@@ -44,6 +44,10 @@ def record_checks(layout: DataLayout, session: str, check_name: str, rows: Seque
     replace_session_rows(layout.store, "check_results", session, [r.as_row() for r in rows], part=check_name)
 
 
+def record_rows(layout: DataLayout, table: str, session: str, rows: Sequence[dict[str, object]]) -> None:
+    replace_session_rows(layout.store, table, session, rows)
+
+
 def session_status(series: Sequence[SeriesRecord]) -> tuple[str, str]:
     """ingested when every tagged series converted and every scan downloaded; partial otherwise."""
     failed_dl = [r.scan_id for r in series if r.download_status != "complete"]

@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +178,13 @@ def _catalogue() -> list[_SessionPlan]:
         plan("SPN01_CMH_0004_01_01", "SPINS_CMH",
              "Another complete session (different participant), so trends have several points.",
              "20240409", 11.0, 105, _cmh_complete(), patient_sex="F", patient_age="022Y", **cmh),
+        plan("SPN01_CMH_0005_01_01", "SPINS_CMH",
+             "After a scanner software upgrade (SoftwareVersions syngo MR E11 -> E11C) and a technician's "
+             "edit of the T1's echo time: the header-drift check reports both, the upgrade first.",
+             "20240416", 9.0, 107,
+             (_SeriesPlan(2, "Sag T1 BRAVO", _t1, replace(MPRAGE, echo_time=MPRAGE.echo_time + 0.4)),
+              *_cmh_complete()[1:3]),
+             patient_sex="M", patient_age="029Y", software_versions="syngo MR E11C", **cmh),
         plan("badlabel_session", "SPINS_CMH",
              "A label that does not follow STUDY_SITE_SUBJECT_TIMEPOINT_REPEAT: the sensor records "
              "it as unparseable and skips it.",

@@ -53,6 +53,27 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("detail", "VARCHAR"),
         ("series", "VARCHAR[]"),
     ),
+    "header_parameters": (  # the scanner parameters of each converted series (the drift history)
+        ("session", "VARCHAR"),
+        ("study", "VARCHAR"),
+        ("site", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("series_number", "VARCHAR"),
+        ("parameters", "VARCHAR"),  # JSON object: parameter -> value
+    ),
+    "header_diffs": (
+        ("session", "VARCHAR"),
+        ("series_number", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("field", "VARCHAR"),
+        ("expected", "VARCHAR"),  # JSON value
+        ("actual", "VARCHAR"),  # JSON value
+        ("tolerance", "DOUBLE"),
+        ("kind", "VARCHAR"),  # software_upgrade | changed | missing | unexpected
+        ("gold_source", "VARCHAR"),  # the gold-standard file, or 'provisional: N sessions'
+        ("provisional", "BOOLEAN"),
+        ("severity", "VARCHAR"),  # warn | error, as configured
+    ),
 }
 
 

@@ -1,0 +1,148 @@
+"""The header-drift check of a session: each converted series against its gold standard
+(or, where none exists yet, against the most common values of the site's earlier sessions)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datman_flow.drift import (Finding, GoldStandardError, compare_parameters, extract_parameters, find_gold,
+                               gold_path, merge, provisional_reference)
+from datman_flow.pipeline.resolve import SessionTarget
+from datman_flow.records import CheckRecord, SeriesRecord
+
+log = logging.getLogger(__name__)
+History = Callable[[str, str], list[dict]]  # (tag, this session) -> earlier sessions' parameters, oldest first
+
+
+@dataclass(frozen=True)
+class SeriesDrift:
+    series: SeriesRecord
+    parameters: dict
+    findings: tuple[Finding, ...]
+    reference: str  # gold file, 'provisional: N sessions', or '' when there is none yet
+    severity: str
+    error: str = ""  # why this series could not be checked
+
+
+@dataclass
+class DriftResult:
+    checked: list[SeriesDrift] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[tuple[SeriesDrift, Finding]]:
+        return [(s, f) for s in self.checked for f in s.findings]
+
+    @property
+    def without_reference(self) -> list[SeriesDrift]:
+        return [s for s in self.checked if not s.reference and not s.error]
+
+    @property
+    def errors(self) -> list[SeriesDrift]:
+        return [s for s in self.checked if s.error]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings and not self.errors
+
+    @property
+    def severity(self) -> str:
+        failing = [s for s in self.checked if s.findings or s.error]
+        return "error" if any(s.severity == "error" for s in failing) else "warn"
+
+    def summary(self) -> str:
+        upgrades = [f for _, f in self.findings if f.kind == "software_upgrade"]
+        parts = []
+        if upgrades:
+            parts.append(f"SOFTWARE UPGRADE: {upgrades[0].expected} -> {upgrades[0].actual}")
+        if self.findings:
+            fields = sorted({f.field for _, f in self.findings})
+            parts.append(f"{len(self.findings)} finding(s) in {', '.join(fields)}")
+        if self.errors:
+            parts.append(f"{len(self.errors)} series not checkable")
+        if self.without_reference:
+            parts.append(f"{len(self.without_reference)} series without a reference yet")
+        return "; ".join(parts) or f"no drift in {len(self.checked)} series"
+
+
+def reference_for(target: SessionTarget, tag: str, config_dir: Path, history: History) -> tuple[dict | None, str, bool]:
+    gold = find_gold(config_dir, target.scan_id.study, target.scan_id.site, tag)
+    if gold is not None:
+        return gold.parameters, str(gold_path(config_dir, gold.study, gold.site, tag)), False
+    earlier = history(tag, target.label)
+    reference = provisional_reference(earlier)
+    if reference is None:
+        return None, "", True
+    return reference, f"provisional: most common values of {len(earlier)} earlier sessions", True
+
+
+def check_series(target: SessionTarget, record: SeriesRecord, config_dir: Path, history: History) -> SeriesDrift:
+    settings = merge(*target.study.header_layers(target.site.code, record.tag))
+    try:
+        parameters = extract_parameters(Path(record.nifti_path),
+                                        dicom=Path(record.dicom_kept) if record.dicom_kept else None)
+        reference, source, provisional = reference_for(target, record.tag, config_dir, history)
+    except (GoldStandardError, OSError, ValueError) as exc:
+        return SeriesDrift(record, {}, (), "", settings.severity, error=str(exc))
+    if reference is None:
+        return SeriesDrift(record, parameters, (), "", settings.severity)
+    findings = compare_parameters(parameters, reference, settings, provisional=provisional)
+    return SeriesDrift(record, parameters, tuple(findings), source, settings.severity)
+
+
+def check_header_drift(target: SessionTarget, series: Sequence[SeriesRecord], config_dir: Path,
+                       history: History) -> DriftResult:
+    result = DriftResult()
+    for record in series:
+        if record.tag and record.conversion_status == "converted" and record.nifti_path:
+            result.checked.append(check_series(target, record, config_dir, history))
+    return result
+
+
+def diff_rows(session: str, result: DriftResult) -> list[dict[str, object]]:
+    return [{"session": session, "series_number": s.series.series_number, "tag": s.series.tag, "field": f.field,
+             "expected": json.dumps(f.expected), "actual": json.dumps(f.actual), "tolerance": f.tolerance,
+             "kind": f.kind, "gold_source": s.reference, "provisional": f.provisional, "severity": s.severity}
+            for s, f in result.findings]
+
+
+def parameter_rows(target: SessionTarget, result: DriftResult) -> list[dict[str, object]]:
+    return [{"session": target.label, "study": target.scan_id.study, "site": target.scan_id.site,
+             "tag": s.series.tag, "series_number": s.series.series_number,
+             "parameters": json.dumps(s.parameters, sort_keys=True)} for s in result.checked if s.parameters]
+
+
+def store_history(db_path: Path, store_dir: Path, study: str, site: str, phantom: bool) -> History:
+    """Earlier sessions' parameters for one site (phantoms apart from participants), oldest first."""
+    from datman_flow.store import query
+
+    def history(tag: str, session: str) -> list[dict]:
+        rows = query(db_path, store_dir,
+                     "SELECT p.parameters FROM header_parameters p JOIN sessions s USING (session) "
+                     "WHERE p.study = ? AND p.site = ? AND p.tag = ? AND p.session <> ? AND s.is_phantom = ? "
+                     "ORDER BY s.insert_date, p.session, p.series_number",
+                     [study, site, tag, session, phantom])
+        return [json.loads(str(row["parameters"])) for row in rows]
+
+    return history
+
+
+def check_rows(session: str, result: DriftResult) -> list[CheckRecord]:
+    """One check_results row per checked series (found = its number of findings)."""
+    rows = []
+    for s in result.checked:
+        detail = s.error or ("; ".join(f"{f.field} {f.kind}" for f in s.findings) or
+                             ("no reference yet" if not s.reference else "ok"))
+        rows.append(CheckRecord(session=session, check_name="header_drift", tag=s.series.tag,
+                                passed=not s.findings and not s.error, expected=None, found=len(s.findings),
+                                detail=detail, series=(s.series.series_number,)))
+    return rows
+
+
+def promote_hint(target: SessionTarget, drift: SeriesDrift) -> str:
+    return (f"no gold standard for {target.scan_id.study}/{target.scan_id.site}/{drift.series.tag} and fewer than 3 "
+            f"earlier sessions: review this series, then `datman-flow gold promote --session {target.label} "
+            f"--tag {drift.series.tag} --series {drift.series.series_number}`")
