@@ -10,6 +10,7 @@ import logging
 import sys
 
 from datman_flow import cli_commands
+from datman_flow.cli_gold import add_gold_commands
 
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--interval", type=float, default=20.0, help="seconds between sample sessions arriving")
     demo.set_defaults(func=cli_commands.demo)
+
+    add_gold_commands(sub, add_dirs)
+    compliance = sub.add_parser("compliance", help="protocol compliance per site and tag, from the metric store")
+    compliance.add_argument("--study", required=True, help="study code (the STUDY part of scan IDs)")
+    add_dirs(compliance)
+    compliance.set_defaults(func=cli_commands.compliance)
 
     status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
     add_dirs(status)

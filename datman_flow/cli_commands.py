@@ -129,6 +129,16 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def compliance(args: argparse.Namespace) -> int:
+    from datman_flow.pipeline.compliance import compliance_text, study_compliance
+
+    layout = DataLayout(data_dir_from(args.data_dir))
+    report = study_compliance(layout.metrics_db, layout.store, args.study)
+    print(f"protocol compliance of {args.study} ({layout.metrics_db})")
+    print(compliance_text(report))
+    return 0
+
+
 def demo(args: argparse.Namespace) -> int:
     from datman_flow.demo import run_demo
 

@@ -6,13 +6,14 @@ from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
+from datman_flow.defs.study_assets import compliance_after_ingest, protocol_compliance, refresh_compliance_job
 
 # The in-process executor: a session's steps run one after the other anyway, and the
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
-    assets=SESSION_ASSETS,
-    jobs=[ingest_session_job],
-    sensors=[new_xnat_sessions],
+    assets=[*SESSION_ASSETS, protocol_compliance],
+    jobs=[ingest_session_job, refresh_compliance_job],
+    sensors=[new_xnat_sessions, compliance_after_ingest],
     resources={"datman": DatmanSettings()},
     executor=dg.in_process_executor,
 )

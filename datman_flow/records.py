@@ -58,6 +58,7 @@ class SessionRecord:
     ingested_at: str
     status: str  # ingesting | ingested | partial | failed | rejected
     reason: str = ""
+    scan_date: str = ""  # the session's date on XNAT (DICOM StudyDate)
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
@@ -102,6 +103,7 @@ class PulledSession:
     insert_date: str
     raw_dir: str
     scans: tuple[PulledScan, ...]
+    scan_date: str = ""  # the session's date on XNAT
 
     @property
     def failed(self) -> list[PulledScan]:

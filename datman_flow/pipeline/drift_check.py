@@ -69,7 +69,8 @@ class DriftResult:
 
 
 def reference_for(target: SessionTarget, tag: str, config_dir: Path, history: History) -> tuple[dict | None, str, bool]:
-    gold = find_gold(config_dir, target.scan_id.study, target.scan_id.site, tag)
+    # Gold standards are for participants' protocols; phantoms are compared with earlier phantoms.
+    gold = None if target.scan_id.is_phantom else find_gold(config_dir, target.scan_id.study, target.scan_id.site, tag)
     if gold is not None:
         return gold.parameters, str(gold_path(config_dir, gold.study, gold.site, tag)), False
     earlier = history(tag, target.label)
@@ -123,7 +124,7 @@ def store_history(db_path: Path, store_dir: Path, study: str, site: str, phantom
         rows = query(db_path, store_dir,
                      "SELECT p.parameters FROM header_parameters p JOIN sessions s USING (session) "
                      "WHERE p.study = ? AND p.site = ? AND p.tag = ? AND p.session <> ? AND s.is_phantom = ? "
-                     "ORDER BY s.insert_date, p.session, p.series_number",
+                     "ORDER BY s.scan_date, s.insert_date, p.session, p.series_number",
                      [study, site, tag, session, phantom])
         return [json.loads(str(row["parameters"])) for row in rows]
 

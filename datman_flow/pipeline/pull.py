@@ -42,4 +42,5 @@ def pull_session(client: XnatClient, target: SessionTarget, raw_dir: Path) -> Pu
             message=result.reason, directory=str(dest), n_files=len(result.files),
             n_bytes=result.n_bytes, seconds=result.seconds))
     return PulledSession(session=target.label, xnat_project=project, xnat_id=experiment.id,
-                         insert_date=experiment.insert_date, raw_dir=str(raw_dir), scans=tuple(pulled))
+                         insert_date=experiment.insert_date, raw_dir=str(raw_dir), scans=tuple(pulled),
+                         scan_date=experiment.date)

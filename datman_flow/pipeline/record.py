@@ -22,6 +22,7 @@ def session_record(target: SessionTarget, pulled: PulledSession | None, status: 
         repeat=sid.repeat, is_phantom=sid.is_phantom,
         xnat_project=pulled.xnat_project if pulled else target.site.xnat_project,
         xnat_id=pulled.xnat_id if pulled else "", insert_date=pulled.insert_date if pulled else "",
+        scan_date=pulled.scan_date if pulled else "",
         ingested_at=now().isoformat(sep=" "), status=status, reason=reason)
 
 

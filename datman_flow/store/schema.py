@@ -16,6 +16,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("xnat_project", "VARCHAR"),
         ("xnat_id", "VARCHAR"),
         ("insert_date", "VARCHAR"),
+        ("scan_date", "VARCHAR"),
         ("ingested_at", "TIMESTAMP"),
         ("status", "VARCHAR"),
         ("reason", "VARCHAR"),
