@@ -50,8 +50,9 @@ def print_run(run) -> None:
         note = s.conversion_message if s.conversion_status == "failed" else ""
         print(f"  {s.series_number:>6}  {s.description[:34]:34}  {tag_or_reason(s)[:60]:60}  {s.n_files:>5} files  "
               f"{outcome}{'  ' + note if note else ''}")
-    for name, passed, description in run.checks:
-        print(f"  check {name}: {'PASS' if passed else 'FAIL'} ({description})")
+    for name, passed, description, severity in run.checks:
+        verdict = "PASS" if passed else ("FAIL" if severity == "WARN" else "FAIL, severity error")
+        print(f"  check {name}: {verdict} ({description})")
 
 
 def ingest(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ class SessionRun:
     success: bool
     error: str = ""
     series: list[SeriesRecord] = field(default_factory=list)
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)  # (name, passed, description)
+    checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (name, passed, description, severity)
     run_id: str = ""
 
 
@@ -66,7 +66,8 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
     if not result.success:
         run.error = failure_reason(result)
     for evaluation in result.get_asset_check_evaluations():
-        run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or ""))
+        run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or "",
+                           evaluation.severity.value))
     for key in ("nifti", "series_index"):  # the furthest step that finished
         if result.is_node_success(key):
             run.series = result.output_for_node(key)
