@@ -1,0 +1,16 @@
+"""What every QC function returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+QCKind = Literal["anat", "fmri", "dwi"]
+
+
+@dataclass(frozen=True)
+class QCResult:
+    kind: QCKind
+    metrics: dict[str, float]  # MRIQC's metric names -> value (floats; counts as floats too)
+    extras: dict[str, object] = field(default_factory=dict)  # JSON-able: motion parameters, FD series, shells...
+    seconds: float = 0.0  # wall time of the computation
