@@ -13,7 +13,8 @@ import pytest
 from xnat_helpers import make_session, md5_of
 
 from datman_flow.xnat import (Experiment, RemoteFile, Scan, XnatAuthError, XnatBadResponse,
-                              XnatClient, XnatError, XnatUnavailable, download_scan, fetch_session)
+                              XnatClient, XnatError, XnatTruncated, XnatUnavailable, download_scan,
+                              fetch_session)
 from datman_flow.xnat.emulator import XnatEmulator
 
 LABEL = "STUDYA_CMH_0001_01"
@@ -208,20 +209,77 @@ def test_corruption_every_time_fails_with_the_md5_reason(client: XnatClient, emu
     assert not dest.exists() and leftovers(dest.parent) == []
 
 
-def test_fetch_session_goes_on_after_a_failing_scan(client: XnatClient, emu: XnatEmulator, data: Path,
-                                                    tmp_path: Path) -> None:
+def factory(emu: XnatEmulator, made: list | None = None, user: str = "admin"):
+    """A client factory for fetch_session; records the clients it made."""
+    def make() -> XnatClient:
+        client = XnatClient(emu.url, user, "admin", timeout=(2, 10), retries=4, backoff=0.01)
+        if made is not None:
+            made.append(client)
+        return client
+    return make
+
+
+def test_fetch_session_goes_on_after_a_failing_scan(emu: XnatEmulator, data: Path, tmp_path: Path) -> None:
     emu.cut_next_zip(500, times=3)  # the first scan (2) fails on all 3 attempts
-    results = fetch_session(client, "XNAT_E00001", tmp_path / "raw")
+    results = fetch_session(factory(emu), "XNAT_E00001", ["2", "5", "6"], tmp_path / "raw", workers=1)
     assert [(r.scan_id, r.status) for r in results] == [("2", "failed"), ("5", "complete"), ("6", "complete")]
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["5", "6"]
     assert_complete(results[2], tmp_path / "raw" / "6", data / "STUDYA" / LABEL / "s1_2_3_6")
 
 
-def test_fetch_session_listing_errors_propagate(client: XnatClient, emu: XnatEmulator, tmp_path: Path) -> None:
-    client.list_experiments("STUDYA")
-    emu.fail_next(20)
-    with pytest.raises(XnatUnavailable):
-        fetch_session(client, "XNAT_E00001", tmp_path / "raw")
+def test_parallel_fetch_returns_every_scan_complete_in_order(emu: XnatEmulator, data: Path,
+                                                             tmp_path: Path) -> None:
+    made: list[XnatClient] = []
+    order = ["6", "2", "5"]
+    results = fetch_session(factory(emu, made), "XNAT_E00001", order, tmp_path / "raw", workers=3)
+    assert [r.scan_id for r in results] == order
+    folders = {"2": "s1_2_3_2", "5": "s1_2_3_5", "6": "s1_2_3_6"}
+    for result in results:
+        assert_complete(result, tmp_path / "raw" / result.scan_id, data / "STUDYA" / LABEL / folders[result.scan_id])
+    assert len(made) == 3 and len({id(c) for c in made}) == 3  # one client per worker
+    assert requests_to(emu, "/data/JSESSION") == 6  # each logged in, and out again at the end
+    assert zips(emu) == 3 and leftovers(tmp_path / "raw") == []
+    again = fetch_session(factory(emu), "XNAT_E00001", order, tmp_path / "raw", workers=2)
+    assert [(r.scan_id, r.status, r.n_bytes) for r in again] == [(s, "complete", 0) for s in order]
+    assert zips(emu) == 3  # already complete: nothing downloaded twice
+
+
+class ScanFailingClient(XnatClient):
+    """Every zip of one scan breaks off, whichever worker downloads it."""
+
+    failing = "5"
+
+    def download_files_zip(self, experiment_id, scan_id, out, resource="DICOM"):  # type: ignore[no-untyped-def]
+        if scan_id == self.failing:
+            raise XnatTruncated(f"zip stream of scan {scan_id} ended early (test)")
+        return super().download_files_zip(experiment_id, scan_id, out, resource)
+
+
+def test_parallel_fetch_one_failing_scan_does_not_stop_the_others(emu: XnatEmulator, data: Path,
+                                                                  tmp_path: Path) -> None:
+    def make() -> XnatClient:
+        return ScanFailingClient(emu.url, "admin", "admin", timeout=(2, 10), retries=1, backoff=0.01)
+
+    results = fetch_session(make, "XNAT_E00001", ["2", "5", "6"], tmp_path / "raw", workers=3)
+    assert [(r.scan_id, r.status) for r in results] == [("2", "complete"), ("5", "failed"), ("6", "complete")]
+    assert results[1].reason == "after 3 attempts: zip stream of scan 5 ended early (test)"
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["2", "6"]
+    assert_complete(results[0], tmp_path / "raw" / "2", data / "STUDYA" / LABEL / "s1_2_3_2")
+
+
+def test_parallel_fetch_refused_credentials_raise(emu: XnatEmulator, tmp_path: Path) -> None:
+    with pytest.raises(XnatAuthError):
+        fetch_session(factory(emu, user="mallory"), "XNAT_E00001", ["2", "5", "6"], tmp_path / "raw")
+    assert list((tmp_path / "raw").iterdir()) == []
+    assert zips(emu) == 0
+
+
+def test_fetch_session_arguments(emu: XnatEmulator, tmp_path: Path) -> None:
+    assert fetch_session(factory(emu), "XNAT_E00001", [], tmp_path / "raw") == []
+    with pytest.raises(ValueError, match="more than once: 5"):
+        fetch_session(factory(emu), "XNAT_E00001", ["5", "2", "5"], tmp_path / "raw")
+    with pytest.raises(ValueError, match="workers"):
+        fetch_session(factory(emu), "XNAT_E00001", ["5"], tmp_path / "raw", workers=0)
 
 
 class FakeClient:

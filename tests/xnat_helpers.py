@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 def write_series(folder: Path, *, series_uid: str, series_number: int | None, description: str,
                  n_files: int = 3, study_date: str = "20240102", prefix: str = "img",
-                 study_uid: str = "1.2.826.0.1.3680043.8.498.1") -> list[Path]:
+                 study_uid: str = "1.2.826.0.1.3680043.8.498.1",
+                 transfer_syntax: str = ExplicitVRLittleEndian) -> list[Path]:
     """Write n small (4x4) MR DICOM files of one series into folder; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -19,7 +21,7 @@ def write_series(folder: Path, *, series_uid: str, series_number: int | None, de
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MRImageStorage
         meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = transfer_syntax
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID = MRImageStorage
@@ -64,3 +66,43 @@ def make_session(root: Path, project: str, label: str,
 
 def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# hand-built DICOM bytes, for the header reader's edge cases --------------------------------
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+UNDEFINED = 0xFFFFFFFF
+
+
+def _even(value: bytes, pad: bytes) -> bytes:
+    return value + pad if len(value) % 2 else value
+
+
+def explicit(tag: int, vr: str, value: bytes = b"", *, undefined: bool = False) -> bytes:
+    """One explicit-VR little-endian element (text padded with a space, UIDs with a NUL)."""
+    value = _even(value, b"\0" if vr == "UI" else b" ")
+    length = UNDEFINED if undefined else len(value)
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2s2xL", tag >> 16, tag & 0xFFFF, vr.encode(), length) + value
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length) + value
+
+
+def implicit(tag: int, value: bytes = b"", *, undefined: bool = False, pad: bytes = b" ") -> bytes:
+    """One implicit-VR little-endian element."""
+    value = _even(value, pad)
+    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, UNDEFINED if undefined else len(value)) + value
+
+
+def item(content: bytes, *, undefined: bool = True) -> bytes:
+    """A sequence item, of undefined length (closed by an item delimiter) unless told otherwise."""
+    if not undefined:
+        return struct.pack("<HHL", 0xFFFE, 0xE000, len(content)) + content
+    return struct.pack("<HHL", 0xFFFE, 0xE000, UNDEFINED) + content + struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+
+
+SEQUENCE_END = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+
+
+def part10(dataset: bytes, syntax: str = "1.2.840.10008.1.2.1") -> bytes:
+    """Preamble, `DICM`, a file meta group naming `syntax`, then the dataset bytes."""
+    meta = explicit(0x00020010, "UI", syntax.encode())
+    return bytes(128) + b"DICM" + explicit(0x00020000, "UL", struct.pack("<L", len(meta))) + meta + dataset

@@ -1,8 +1,9 @@
 """XNAT access: the REST client, verified scan downloads, and the XNAT emulator."""
 from .client import XnatClient
-from .download import ScanDownload, download_scan, fetch_session
+from .download import ScanDownload, download_scan
 from .emulator import XnatEmulator, run_emulator, serve
 from .errors import XnatAuthError, XnatBadResponse, XnatError, XnatTruncated, XnatUnavailable
+from .fetch import fetch_session
 from .models import Experiment, RemoteFile, Scan
 
 __all__ = [

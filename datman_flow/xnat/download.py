@@ -95,21 +95,6 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
     return _failed(scan_id, f"after {attempts} attempts: {last}", started)
 
 
-def fetch_session(client: XnatClient, experiment_id: str, dest_root: Path) -> list[ScanDownload]:
-    """Download every scan of an experiment into `dest_root/<scan_id>/`, one after another.
-
-    A failing scan never stops the others; errors listing the scans themselves propagate.
-    """
-    dest_root = Path(dest_root)
-    dest_root.mkdir(parents=True, exist_ok=True)
-    results = []
-    for scan in client.list_scans(experiment_id):
-        results.append(download_scan(client, experiment_id, scan.id, dest_root / scan.id))
-    done = sum(r.status == "complete" for r in results)
-    log.info("experiment %s: %d of %d scans complete", experiment_id, done, len(results))
-    return results
-
-
 def _failed(scan_id: str, reason: str, started: float) -> ScanDownload:
     log.error("scan %s failed: %s", scan_id, reason)
     return ScanDownload(scan_id, "failed", reason, [], 0, time.monotonic() - started)

@@ -17,8 +17,10 @@ Rules (mirroring what XNAT shows after archiving):
 
 Session folders are re-listed on every experiments request (cheap); a session's headers are
 read lazily and cached per file (keyed by size and mtime), so files added later are picked
-up and unchanged ones are never read twice. Only the four needed tags are parsed, and
-parsing stops after (0020,0011).
+up and unchanged ones are never read twice (emulator_header reads only the four needed
+tags). Each request re-walks the session folder (stat only); when no file's name, size or
+mtime changed since the last walk, the scans built then are answered again as they are.
+MD5 digests are computed on first demand and cached per (path, size, mtime).
 """
 from __future__ import annotations
 
@@ -30,19 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from pydicom.filereader import read_partial
-from pydicom.tag import Tag
+from .emulator_header import Header, read_header
 
-_TAGS = [Tag(0x0008, 0x0020), Tag(0x0008, 0x103E), Tag(0x0020, 0x000E), Tag(0x0020, 0x0011)]
-_LAST_TAG = 0x00200011
-
-
-@dataclass(frozen=True)
-class Header:
-    series_uid: str
-    series_number: str
-    description: str
-    study_date: str
+_Listing = list[tuple[str, int, int]]  # (relative posix path, size, mtime_ns), sorted
 
 
 @dataclass(frozen=True)
@@ -74,26 +66,8 @@ class SessionEntry:
     insert_date: str
     date: str | None = None
     headers: dict[str, tuple[int, int, Header | None]] = field(default_factory=dict)
-
-
-def read_header(path: Path) -> Header | None:
-    """The four tags the emulator needs, or None when the file is not usable DICOM."""
-    try:
-        with open(path, "rb") as fh:
-            ds = read_partial(fh, stop_when=lambda tag, vr, length: tag > _LAST_TAG,
-                              specific_tags=_TAGS)
-        uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
-    except Exception:  # noqa: BLE001 - any unreadable file is "not DICOM", as XNAT treats it
-        return None
-    if not uid:
-        return None
-    number = ds.get("SeriesNumber", None)
-    return Header(
-        series_uid=uid,
-        series_number=str(int(number)) if number not in (None, "") else "0",
-        description=str(ds.get("SeriesDescription", "") or ""),
-        study_date=str(ds.get("StudyDate", "") or ""),
-    )
+    listing: _Listing | None = None  # the walk the scans below were built from
+    built: list[ScanEntry] = field(default_factory=list)
 
 
 def _xnat_date(study_date: str) -> str:
@@ -106,24 +80,28 @@ def _now_string() -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
 
 
-def _walk_files(folder: Path) -> list[tuple[str, os.stat_result]]:
-    """(relative posix path, stat) of every regular file under folder, sorted."""
-    found: list[tuple[str, os.stat_result]] = []
-    stack = [folder]
+def _walk_files(folder: Path) -> _Listing:
+    """(relative posix path, size, mtime_ns) of every regular file under folder, sorted."""
+    found: _Listing = []
+    stack = [(str(folder), "")]
     while stack:
-        current = stack.pop()
+        current, rel_dir = stack.pop()
         try:
             entries = list(os.scandir(current))
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=True):
-                stack.append(Path(entry.path))
-            elif entry.is_file(follow_symlinks=True):
-                rel = Path(entry.path).relative_to(folder).as_posix()
-                found.append((rel, entry.stat()))
+            try:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append((entry.path, rel_dir + name + "/"))
+                elif entry.is_file(follow_symlinks=True):
+                    st = entry.stat()
+                    found.append((rel_dir + name, st.st_size, st.st_mtime_ns))
+            except OSError:  # vanished (or a dangling link) between listing and stat
+                continue
     found.sort()
     return found
 
@@ -178,7 +156,7 @@ class EmulatorIndex:
         with self._lock:
             if session.date is None:
                 session.date = ""
-                for rel, _ in _walk_files(session.folder):
+                for rel, _, _ in _walk_files(session.folder):
                     header = read_header(session.folder / rel)
                     if header is not None and header.study_date:
                         session.date = _xnat_date(header.study_date)
@@ -189,41 +167,43 @@ class EmulatorIndex:
         """The session's scans, built from the (cached) headers of its current files."""
         with self._lock:
             files = _walk_files(session.folder)
+            if files == session.listing:
+                return list(session.built)
             cache = session.headers
-            seen = set()
-            for rel, st in files:
-                seen.add(rel)
+            for rel, size, mtime_ns in files:
                 cached = cache.get(rel)
-                if cached is None or cached[:2] != (st.st_size, st.st_mtime_ns):
-                    cache[rel] = (st.st_size, st.st_mtime_ns, read_header(session.folder / rel))
-            for rel in set(cache) - seen:
+                if cached is None or cached[:2] != (size, mtime_ns):
+                    cache[rel] = (size, mtime_ns, read_header(session.folder / rel))
+            for rel in set(cache) - {rel for rel, _, _ in files}:
                 del cache[rel]
-            return self._group(session, files)
+            session.built = self._group(session, files)
+            session.listing = files
+            return list(session.built)
 
     def scan(self, session: SessionEntry, scan_id: str) -> ScanEntry | None:
         return next((s for s in self.scans(session) if s.id == scan_id), None)
 
-    def _group(self, session: SessionEntry, files: list[tuple[str, os.stat_result]]) -> list[ScanEntry]:
-        by_uid: dict[str, list[tuple[str, os.stat_result, Header]]] = {}
-        for rel, st in files:
+    def _group(self, session: SessionEntry, files: _Listing) -> list[ScanEntry]:
+        by_uid: dict[str, list[tuple[str, int, int, Header]]] = {}
+        for rel, size, mtime_ns in files:
             header = session.headers[rel][2]
             if header is not None:
-                by_uid.setdefault(header.series_uid, []).append((rel, st, header))
+                by_uid.setdefault(header.series_uid, []).append((rel, size, mtime_ns, header))
         taken: dict[str, int] = {}
         scans = []
         for uid in sorted(by_uid):
             members = by_uid[uid]
-            number = members[0][2].series_number
+            number = members[0][3].series_number
             taken[number] = taken.get(number, 0) + 1
             scan_id = number if taken[number] == 1 else f"{number}-{taken[number]}"
-            basenames = [rel.rsplit("/", 1)[-1] for rel, _, _ in members]
+            basenames = [rel.rsplit("/", 1)[-1] for rel, _, _, _ in members]
             counts = Counter(basenames)
             entries = []
-            for (rel, st, _), base in zip(members, basenames):
+            for (rel, size, mtime_ns, _), base in zip(members, basenames):
                 name = base if counts[base] == 1 else rel.replace("/", "_")
-                entries.append(FileEntry(name, session.folder / rel, st.st_size, st.st_mtime_ns))
+                entries.append(FileEntry(name, session.folder / rel, size, mtime_ns))
             entries.sort(key=lambda f: f.name)
-            scans.append(ScanEntry(scan_id, uid, members[0][2].description, tuple(entries)))
+            scans.append(ScanEntry(scan_id, uid, members[0][3].description, tuple(entries)))
         return sorted(scans, key=_scan_order)
 
     def resource_id(self, session: SessionEntry, scan_id: str) -> int:
@@ -240,11 +220,8 @@ class EmulatorIndex:
             cached = self._digests.get(key)
         if cached is not None:
             return cached
-        md5 = hashlib.md5()
         with open(f.path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                md5.update(chunk)
-        value = md5.hexdigest()
+            value = hashlib.file_digest(fh, "md5").hexdigest()
         with self._lock:
             self._digests[key] = value
         return value

@@ -1,0 +1,80 @@
+"""Downloading several scans of one session at once, each verified by `download_scan`.
+
+A few worker threads (each with its own client, so its own HTTP session and JSESSIONID) take
+scans from a shared queue in the order given; results come back in that order. While one
+worker waits on the network another hashes and writes files, which is where the time of a
+session pull goes (MD5 and file writes release the GIL).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .client import XnatClient
+from .download import ScanDownload, download_scan
+
+log = logging.getLogger(__name__)
+
+
+def fetch_session(client_factory: Callable[[], XnatClient], experiment_id: str, scans: Sequence[str],
+                  dest_root: Path, *, workers: int = 3) -> list[ScanDownload]:
+    """Download `scans` of an experiment into `dest_root/<scan id>/`, up to `workers` at a time.
+
+    Every scan ends 'complete' (verified, see download_scan) or 'failed' with its reason; a
+    failing scan never stops the others. XnatAuthError (credentials refused: no scan can
+    succeed) or an unexpected exception stops the workers from starting more scans and is
+    raised once the running ones have finished; no partial folder is ever left as a scan's
+    folder. Each worker gets its own client from `client_factory` and closes it at the end.
+    """
+    scan_ids = [str(s) for s in scans]
+    repeated = sorted(s for s, n in Counter(scan_ids).items() if n > 1)
+    if repeated:
+        raise ValueError(f"scans listed more than once: {', '.join(repeated)}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    dest_root = Path(dest_root)
+    dest_root.mkdir(parents=True, exist_ok=True)
+    results: list[ScanDownload | None] = [None] * len(scan_ids)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(scan_ids)):
+        todo.put(i)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            with client_factory() as client:
+                while not stop.is_set():
+                    try:
+                        i = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    scan_id = scan_ids[i]
+                    results[i] = download_scan(client, experiment_id, scan_id, dest_root / scan_id)
+                    done = sum(r is not None for r in results)
+                    log.info("experiment %s: %d of %d scans done", experiment_id, done, len(scan_ids))
+        except BaseException:
+            stop.set()
+            raise
+
+    n_workers = min(workers, len(scan_ids))
+    if n_workers == 1:
+        work()
+    elif n_workers > 1:
+        with ThreadPoolExecutor(n_workers, thread_name_prefix=f"xnat-fetch-{experiment_id}") as pool:
+            futures = [pool.submit(work) for _ in range(n_workers)]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                stop.set()
+                raise
+    finished = [r for r in results if r is not None]
+    assert len(finished) == len(scan_ids)  # every worker ended normally, so the queue is empty
+    complete = sum(r.status == "complete" for r in finished)
+    log.info("experiment %s: %d of %d scans complete", experiment_id, complete, len(finished))
+    return finished
