@@ -122,8 +122,8 @@ def main() -> int:
 
             def pull_index_convert(data: Path) -> tuple[float, float, float, float]:
                 layout = DataLayout(data)
-                with XnatClient.from_env(xnat.url) as client:
-                    t_pull, pulled = timed(pull_session, client, target, layout.raw_session(LABEL))
+                t_pull, pulled = timed(pull_session, lambda: XnatClient.from_env(xnat.url), target,
+                                       layout.raw_session(LABEL))
                 t_index, series = timed(index_session, pulled, target.rules)
                 t_conv, done = timed(convert_session, series, target.scan_id, layout, tool)
                 assert all(s.conversion_status == "converted" for s in done if s.tag), done

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_dirs(compliance)
     compliance.set_defaults(func=cli_commands.compliance)
 
+    qc = sub.add_parser("qc", help="image-quality metrics of one NIfTI, printed as JSON")
+    qc.add_argument("nifti", help="a .nii or .nii.gz (diffusion: with its .bval and .bvec beside it)")
+    qc.add_argument("--type", required=True, choices=["anat", "fmri", "dwi"])
+    qc.add_argument("--picture", help="also write the QC picture here (PNG)")
+    qc.set_defaults(func=cli_commands.qc)
+
     status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
     add_dirs(status)
     status.set_defaults(func=cli_commands.status)

@@ -9,6 +9,7 @@ import dagster as dg
 from datman_flow.checks.expected_series import CHECK_NAME, check_expected_series
 from datman_flow.defs.drift_checks import HEADER_DRIFT_SPEC, header_drift_result
 from datman_flow.defs.partitions import SESSIONS
+from datman_flow.defs.qc_assets import qc_metrics
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.dicom.convert import find_dcm2niix
 from datman_flow.dicom.index import index_session
@@ -37,8 +38,8 @@ def raw_dicom(context: dg.AssetExecutionContext, datman: DatmanSettings) -> dg.O
     layout = datman.layout()
     record.record_session(layout, record.session_record(target, None, "ingesting"))
     try:
-        with XnatClient.from_env(target.study.xnat.url) as client:
-            pulled = pull_session(client, target, layout.raw_session(target.label))
+        pulled = pull_session(lambda: XnatClient.from_env(target.study.xnat.url), target,
+                              layout.raw_session(target.label))
     except Exception as exc:
         record.record_session(layout, record.session_record(target, None, "failed", f"pull failed: {exc}"))
         raise
@@ -110,4 +111,4 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
     yield header_drift_result(context, config, target, layout, series)
 
 
-SESSION_ASSETS = [raw_dicom, series_index, nifti]
+SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics]

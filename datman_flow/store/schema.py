@@ -75,6 +75,26 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("provisional", "BOOLEAN"),
         ("severity", "VARCHAR"),  # warn | error, as configured
     ),
+    "qc_metrics": (  # long form: one row per series and metric (MRIQC's names)
+        ("session", "VARCHAR"),
+        ("series_number", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("metric", "VARCHAR"),
+        ("value", "DOUBLE"),
+        ("software_version", "VARCHAR"),
+        ("computed_at", "TIMESTAMP"),
+    ),
+    "qc_series": (  # one row per series the QC step looked at: measured, or failed with the reason
+        ("session", "VARCHAR"),
+        ("series_number", "VARCHAR"),
+        ("tag", "VARCHAR"),
+        ("qc_type", "VARCHAR"),  # anat | fmri | dwi
+        ("status", "VARCHAR"),  # measured | failed
+        ("message", "VARCHAR"),
+        ("json_path", "VARCHAR"),  # MRIQC-format record
+        ("picture_path", "VARCHAR"),
+        ("seconds", "DOUBLE"),
+    ),
 }
 
 

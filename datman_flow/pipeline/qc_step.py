@@ -1,0 +1,66 @@
+"""Measuring every converted series whose tag asks for QC; each failure recorded, the others go on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from datman_flow.config import TagInfo
+from datman_flow.qc.measure import companion, measure, mriqc_record, picture, software_version, write_json_atomic
+from datman_flow.qc.result import QCResult
+from datman_flow.records import SeriesRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SeriesQC:
+    series: SeriesRecord
+    kind: str
+    status: str  # measured | failed
+    message: str = ""
+    result: QCResult | None = None
+    json_path: str = ""
+    picture_path: str = ""
+
+
+def measure_series(record: SeriesRecord, kind: str) -> SeriesQC:
+    nifti = Path(str(record.nifti_path))
+    try:
+        result = measure(kind, nifti)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - any failure is this series' problem: recorded, the session goes on
+        log.warning("QC of %s failed: %s", nifti.name, exc)
+        return SeriesQC(record, kind, "failed", f"{type(exc).__name__}: {exc}")
+    json_path = write_json_atomic(companion(nifti, "_qc.json"), mriqc_record(result, nifti))
+    try:
+        png = str(picture(kind, nifti, result, companion(nifti, "_qc.png")))  # type: ignore[arg-type]
+        message = ""
+    except Exception as exc:  # noqa: BLE001 - the metrics stand without their picture
+        png, message = "", f"picture failed: {type(exc).__name__}: {exc}"
+    return SeriesQC(record, kind, "measured", message, result, str(json_path), png)
+
+
+def measure_session(series: Sequence[SeriesRecord], registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
+    out = []
+    for record in series:
+        info = registry.get(record.tag or "")
+        if info is None or info.qc == "ignore" or record.conversion_status != "converted" or not record.nifti_path:
+            continue
+        out.append(measure_series(record, info.qc))
+    return out
+
+
+def metric_rows(session: str, measured: Sequence[SeriesQC]) -> list[dict[str, object]]:
+    when, version = datetime.now().replace(microsecond=0), software_version()
+    return [{"session": session, "series_number": q.series.series_number, "tag": q.series.tag, "metric": name,
+             "value": float(value), "software_version": version, "computed_at": when}
+            for q in measured if q.result for name, value in sorted(q.result.metrics.items())]
+
+
+def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[dict[str, object]]:
+    return [{"session": session, "series_number": q.series.series_number, "tag": q.series.tag, "qc_type": q.kind,
+             "status": q.status, "message": q.message, "json_path": q.json_path, "picture_path": q.picture_path,
+             "seconds": q.result.seconds if q.result else None} for q in measured]

@@ -1,0 +1,97 @@
+"""One entry point for every kind of series: which metrics, which picture, the MRIQC-format JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from datman_flow.qc.result import QCKind, QCResult
+
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "anat": ("snr_total", "cnr", "cjv", "efc", "fber", "wm2max", "fwhm_avg", "icvs_csf", "icvs_gm", "icvs_wm"),
+    "fmri": ("tsnr", "fd_mean", "fd_perc", "dvars_std", "gsr_x", "gsr_y", "aor", "aqi", "dummy_trs"),
+    "dwi": ("snr_b0", "n_b0", "n_directions", "dropout_slices", "spikes", "fd_mean"),
+}
+
+
+def software_version() -> str:
+    try:
+        return f"datman-flow {version('datman-flow')}"
+    except PackageNotFoundError:
+        return "datman-flow (not installed)"
+
+
+def companion(nifti: Path, suffix: str) -> Path:
+    """`x.nii.gz` -> `x<suffix>` (e.g. '.bval', '_qc.json')."""
+    name = nifti.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
+    return nifti.with_name(stem + suffix)
+
+
+def measure(kind: QCKind, nifti: Path) -> QCResult:
+    started = time.perf_counter()
+    if kind == "anat":
+        from datman_flow.qc.anat import anat_metrics
+
+        result = anat_metrics(nifti)
+    elif kind == "fmri":
+        from datman_flow.qc.fmri import fmri_metrics
+
+        result = fmri_metrics(nifti)
+    elif kind == "dwi":
+        from datman_flow.qc.dwi import dwi_metrics
+
+        bval, bvec = companion(nifti, ".bval"), companion(nifti, ".bvec")
+        if not bval.exists() or not bvec.exists():
+            raise FileNotFoundError(f"diffusion series without {bval.name} / {bvec.name}")
+        result = dwi_metrics(nifti, bval, bvec)
+    else:
+        raise ValueError(f"unknown QC type {kind!r}: anat, fmri or dwi")
+    return QCResult(result.kind, result.metrics, result.extras, seconds=time.perf_counter() - started)
+
+
+def picture(kind: QCKind, nifti: Path, result: QCResult, out_png: Path) -> Path:
+    if kind == "anat":
+        from datman_flow.qc.anat_picture import anat_picture
+
+        return anat_picture(nifti, None, out_png, result.metrics)
+    if kind == "fmri":
+        from datman_flow.qc.fmri_picture import fmri_picture
+
+        return fmri_picture(nifti, result, out_png)
+    from datman_flow.qc.dwi_picture import dwi_picture
+
+    return dwi_picture(nifti, result, out_png)
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
+    """MRIQC's IQM JSON: the metrics at the top level, `bids_meta` from the sidecar, `provenance`."""
+    sidecar = companion(nifti, ".json")
+    bids_meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    record: dict[str, object] = dict(result.metrics)
+    record["bids_meta"] = bids_meta | {"modality": {"anat": "T1w", "fmri": "bold", "dwi": "dwi"}[result.kind]}
+    record["provenance"] = {"md5sum": md5sum(nifti), "version": software_version(), "software": "datman-flow",
+                            "settings": {"implementation": "numpy/scipy/nibabel (no FSL, ANTs or AFNI)"}}
+    return record
+
+
+def write_json_atomic(path: Path, data: object) -> Path:
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=2, sort_keys=True, default=float)
+        out.write("\n")
+    os.replace(tmp, path)
+    return path
