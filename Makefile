@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-headless test bench clean
+.PHONY: setup demo demo-headless test bench bench-qc clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ test: setup          ## the whole test suite (real DICOM from ../shared/dicom wh
 
 bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared/dicom
 	$(BIN)/python benchmarks/ingest.py
+
+bench-qc: setup      ## benchmarks/qc.py: QC metrics of the Philips MPRAGE, BOLD and DTI
+	$(BIN)/python benchmarks/qc.py
 
 clean:
 	rm -rf demo data .pytest_cache

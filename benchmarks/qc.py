@@ -1,0 +1,94 @@
+"""Image-quality metrics of the Philips session of ../shared/dicom: time and peak memory per series.
+
+Run: `make bench-qc` (or `.venv/bin/python benchmarks/qc.py`). The MPRAGE (256x256x170), the
+resting BOLD (96x96x63x75, realignment included) and the DTI (128x128x82x17) are converted with
+the project's dcm2niix wrapper, then each is measured in a fresh process, which reports the time of
+the metrics (and of metrics plus picture) and its peak resident memory. Reference: MRIQC's documentation gives about
+40 minutes and 8 GB for one subject's T1w and BOLD on 10 processes, with FSL, ANTs and AFNI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHIVE = REPO.parent / "shared" / "dicom" / "philips_ingenia.tar.gz"
+SERIES = {"anat": ("1301", 170), "fmri": ("2101", 4725), "dwi": ("2201", 1394)}
+TARGET_SECONDS = {"anat": 15.0, "fmri": 30.0, "dwi": 30.0}
+MRIQC_T1W_BOLD_SECONDS, MRIQC_T1W_BOLD_GB = 40 * 60, 8.0
+
+
+def convert(source: Path, number: str, expected: int, work: Path) -> Path:
+    from datman_flow.dicom.convert import convert_series, find_dcm2niix
+
+    folder = work / f"series-{number}"
+    folder.mkdir()
+    for path in source.glob(f"{number}_*.dcm"):
+        os.symlink(path, folder / path.name)
+    outcome = convert_series(find_dcm2niix(), folder, work / "nii", f"S{number}", expected_files=expected)
+    if outcome.status != "converted":
+        raise SystemExit(f"conversion of series {number} failed: {outcome.message}")
+    return Path(str(outcome.nifti_path))
+
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from datman_flow.qc.measure import measure, picture
+kind, nifti, png = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+started = time.perf_counter()
+result = measure(kind, nifti)
+seconds = time.perf_counter() - started
+picture(kind, nifti, result, png)
+print(json.dumps({"metrics_s": seconds, "with_picture_s": time.perf_counter() - started,
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "metrics": result.metrics}))
+"""
+
+
+def measure_in_child(kind: str, nifti: Path, picture: Path) -> dict:
+    """Time and peak resident memory of one series' metrics (and picture), in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", CHILD, kind, str(nifti), str(picture)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"qc of {nifti.name} failed: {done.stderr[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    if not ARCHIVE.exists():
+        print(f"{ARCHIVE} not found: the benchmark needs ../shared/dicom", file=sys.stderr)
+        return 2
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="datman-qc-bench-") as tmp:
+        work = Path(tmp)
+        with tarfile.open(ARCHIVE) as tar:
+            tar.extractall(work, filter="data")
+        source = work / "philips_ingenia" / "In"
+        niftis = {kind: convert(source, number, n, work) for kind, (number, n) in SERIES.items()}
+        for kind in ("anat", "fmri", "dwi"):
+            out = measure_in_child(kind, niftis[kind], work / f"{kind}.png")
+            figures[kind] = {"metrics_s": round(out["metrics_s"], 2), "with_picture_s": round(out["with_picture_s"], 2),
+                             "peak_gb": round(out["peak_kb"] / 1024 / 1024, 2), "target_s": TARGET_SECONDS[kind],
+                             "metrics": out["metrics"]}
+            print(f"{kind:5} metrics {out['metrics_s']:6.1f} s (target {TARGET_SECONDS[kind]:.0f} s), with picture "
+                  f"{out['with_picture_s']:6.1f} s, peak memory {out['peak_kb'] / 1024 / 1024:.2f} GB")
+    total = figures["anat"]["with_picture_s"] + figures["fmri"]["with_picture_s"]  # type: ignore[index]
+    print(f"T1w + BOLD: {total:.1f} s against MRIQC's ~{MRIQC_T1W_BOLD_SECONDS / 60:.0f} min and "
+          f"{MRIQC_T1W_BOLD_GB:.0f} GB on 10 processes: {MRIQC_T1W_BOLD_SECONDS / total:.0f}x faster")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
