@@ -1,0 +1,219 @@
+"""Image-quality measures shared by the anatomical and functional metrics (numpy/scipy only).
+
+Definitions follow MRIQC (``mriqc/qc/anatomical.py`` and ``mriqc/interfaces/anatomical.py``);
+``docs/metrics_anat.md`` gives the formulas and every deviation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import special, stats
+
+# sqrt(2 / (4 - pi)): Rayleigh correction of the air standard deviation (Dietrich 2007, eq. A.12).
+DIETRICH_FACTOR = math.sqrt(2.0 / (4.0 - math.pi))
+# Ratio of a Gaussian's full width at half maximum to its standard deviation, sqrt(8 ln 2).
+SIGMA_TO_FWHM = math.sqrt(8.0 * math.log(2.0))
+# statsmodels' ``robust.scale.mad`` divides the median absolute deviation by Phi^-1(3/4).
+MAD_NORMAL = 0.6744897501960817
+SUMMARY_FIELDS = ("mean", "median", "stdv", "p05", "p95", "k", "mad", "n")
+
+
+def efc(img: np.ndarray, framemask: np.ndarray | None = None) -> float:
+    """Entropy focus criterion normalised by its maximum: 1 for a constant image, 0 when all
+    the energy is in one voxel. Voxels where ``framemask`` is set (rotation padding) are left
+    out; negative intensities are treated as 0 (MRIQC clips them before calling ``efc``)."""
+    data = np.asarray(img)
+    if framemask is not None:
+        data = data[~np.asarray(framemask, dtype=bool)]
+    data = np.clip(data.astype(np.float64, copy=False).ravel(), 0.0, None)
+    n_vox = data.size
+    peak = float(data.max()) if n_vox else 0.0
+    if n_vox < 2 or peak <= 0.0:
+        return 0.0 if n_vox else float("nan")
+    # Scale by the maximum first: a constant image becomes exactly ones, so the entropy sum and
+    # the maximum-entropy term below are computed by the same float operations (EFC == 1.0).
+    q = data / peak
+    sum_q = float(q.sum())
+    root_energy = math.sqrt(float(np.dot(q, q)))
+    sum_qlogq = float(special.xlogy(q, q).sum())
+    entropy = (sum_qlogq - sum_q * math.log(root_energy)) / root_energy
+    entropy_max = (0.0 - n_vox * math.log(math.sqrt(n_vox))) / math.sqrt(n_vox)
+    return float(entropy / entropy_max) + 0.0  # never -0.0
+
+
+def fber(img: np.ndarray, headmask: np.ndarray, rotmask: np.ndarray | None = None) -> float:
+    """Foreground-background energy ratio: median of squared intensities in the head over the
+    median of squared intensities in the air (outside the head and the rotation mask).
+    -1 when the air is (nearly) zero, e.g. a skull-stripped image."""
+    head = np.asarray(headmask, dtype=bool)
+    air = ~head
+    if rotmask is not None:
+        air &= ~np.asarray(rotmask, dtype=bool)
+    if not head.any() or not air.any():
+        return -1.0
+    fg = float(np.median(np.square(np.abs(img[head]), dtype=np.float64)))
+    bg = float(np.median(np.square(np.abs(img[air]), dtype=np.float64)))
+    if bg < 1.0e-3:
+        return -1.0
+    return fg / bg
+
+
+def fwhm(
+    img: np.ndarray, mask: np.ndarray, zooms: tuple[float, float, float]
+) -> tuple[float, float, float, float]:
+    """Smoothness (mm) along x, y, z and their mean, by AFNI's classic first-difference
+    estimator (``3dFWHMx -classic``, ``mri_estimate_FWHM_1dif``):
+    ``FWHM_d = sqrt(-2 ln 2 / ln(1 - var(diff_d) / (2 var))) * zoom_d`` where ``var`` is the
+    variance of the voxels in ``mask`` and ``diff_d`` the differences between neighbours along
+    ``d`` that are both in the mask. A direction that cannot be estimated gives -1; the mean is
+    that of the valid directions (MRIQC averages the three arithmetically)."""
+    data = np.asarray(img, dtype=np.float32)
+    inside = np.asarray(mask, dtype=bool)
+    values = data[inside].astype(np.float64)
+    if values.size < 9:
+        return (-1.0, -1.0, -1.0, -1.0)
+    var = float(values.var(ddof=1))
+    out: list[float] = []
+    for axis in range(3):
+        if data.shape[axis] < 2 or var <= 0.0:
+            out.append(-1.0)
+            continue
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+        both = inside[tuple(lo)] & inside[tuple(hi)]
+        diffs = (data[tuple(hi)][both] - data[tuple(lo)][both]).astype(np.float64)
+        if diffs.size < 6:
+            out.append(-1.0)
+            continue
+        arg = 1.0 - 0.5 * float(diffs.var(ddof=1)) / var
+        if arg <= 0.0 or arg >= 1.0:
+            out.append(-1.0)
+            continue
+        sigma = math.sqrt(-1.0 / (4.0 * math.log(arg))) * float(zooms[axis])
+        out.append(SIGMA_TO_FWHM * sigma)
+    valid = [v for v in out if v > 0]
+    avg = float(np.mean(valid)) if valid else -1.0
+    return (out[0], out[1], out[2], avg)
+
+
+def mad(values: np.ndarray) -> float:
+    """Median absolute deviation scaled to a Gaussian's sigma (statsmodels' ``mad``, as MRIQC)."""
+    if values.size == 0:
+        return 0.0
+    med = np.median(values)
+    return float(np.median(np.abs(values - med)) / MAD_NORMAL)
+
+
+def summary_stats(img: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """``summary_{label}_{mean,median,stdv,p05,p95,k,mad,n}`` for each binary mask.
+
+    The masks are used as given (MRIQC thresholds partial-volume maps at 0.85 and erodes them
+    before this step; the caller does that). ``stdv`` is the population standard deviation,
+    ``k`` the Fisher kurtosis (scipy, biased), ``mad`` the scaled MAD. Following MRIQC, a
+    background with fewer than 1,000 voxels reports zeros (and its count); an empty mask of
+    another label reports zeros too rather than NaN."""
+    out: dict[str, float] = {}
+    for label, mask in masks.items():
+        values = np.asarray(img)[np.asarray(mask, dtype=bool)].astype(np.float64)
+        row = dict.fromkeys(SUMMARY_FIELDS, 0.0)
+        row["n"] = float(values.size)
+        if values.size and not (label == "bg" and values.size < 1000):
+            p05, p50, p95 = np.percentile(values, [5, 50, 95])
+            row.update(
+                mean=float(values.mean()),
+                median=float(p50),
+                stdv=float(values.std()),
+                p05=float(p05),
+                p95=float(p95),
+                k=float(stats.kurtosis(values)) if values.size > 3 and values.std() > 0 else 0.0,
+                mad=mad(values),
+            )
+        out.update({f"summary_{label}_{key}": value for key, value in row.items()})
+    return out
+
+
+def snr(mu_fg: float, sigma_fg: float, n: int) -> float:
+    """SNR of one region: ``mu / (sigma * sqrt(n / (n - 1)))`` (MRIQC passes the median as mu)."""
+    if n < 2 or sigma_fg <= 0:
+        return float("nan")
+    return float(mu_fg / (sigma_fg * math.sqrt(n / (n - 1.0))))
+
+
+def snr_dietrich(mu_fg: float, mad_air: float) -> float:
+    """Dietrich's SNR with the air as noise reference: ``sqrt(2 / (4 - pi)) * mu / MAD_air``,
+    as in MRIQC's code (its docstring puts the factor in the denominator). -1 when the air
+    is too flat to estimate (MAD <= 1e-3)."""
+    if mad_air <= 1.0e-3:
+        return -1.0
+    return float(DIETRICH_FACTOR * mu_fg / mad_air)
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold (maximum between-class variance) on a histogram of ``values``."""
+    hist, edges = np.histogram(values, bins=bins)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    weight = hist.astype(np.float64)
+    w0 = np.cumsum(weight)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(weight * centers)
+    mean0 = m0 / np.maximum(w0, 1e-12)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(centers[int(np.argmax(between[:-1]))])
+
+
+def ball(radius_vox: tuple[float, float, float]) -> np.ndarray:
+    """An ellipsoidal structuring element with the given radii in voxels (>= 1 voxel each)."""
+    r = [max(int(math.ceil(v)), 1) for v in radius_vox]
+    grid = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
+    dist = sum((g / max(v, 1.0)) ** 2 for g, v in zip(grid, radius_vox))
+    return dist <= 1.0
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndi.label(mask)
+    if count <= 1:
+        return labels > 0
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill 3-D holes, then holes in each axial and coronal slice (the mouth and sinuses open
+    onto the cut at the bottom of the field of view, so 3-D filling alone leaves them)."""
+    out = ndi.binary_fill_holes(mask)
+    for axis in (2, 1):
+        moved = np.moveaxis(out, axis, 0)
+        for k in range(moved.shape[0]):
+            if moved[k].any():
+                moved[k] = ndi.binary_fill_holes(moved[k])
+    return out
+
+
+def head_mask(img: np.ndarray, zooms) -> np.ndarray:
+    """A mask of the head (scalp and everything inside it) for a T1w or a mean EPI.
+
+    Otsu's threshold on a smoothed copy (sigma 2 mm, intensities clipped at the 99.5th
+    percentile), halved so that dark skull and CSF next to the scalp stay in; the largest
+    connected component; a closing with a 4 mm ball; hole filling in 3-D and per slice."""
+    z = tuple(float(v) for v in zooms[:3])
+    data = np.nan_to_num(np.asarray(img, dtype=np.float32))
+    smooth = ndi.gaussian_filter(data, sigma=[2.0 / v for v in z])
+    positive = smooth[smooth > 0]
+    if positive.size == 0:
+        return np.zeros(data.shape, dtype=bool)
+    top = float(np.percentile(positive, 99.5))
+    threshold = 0.5 * otsu_threshold(np.clip(smooth[::2, ::2, ::2], 0.0, top).ravel())
+    mask = largest_component(smooth > threshold)
+    del smooth
+    radius = tuple(4.0 / v for v in z)
+    pad = [max(int(math.ceil(v)), 1) for v in radius]
+    padded = np.pad(mask, [(p, p) for p in pad])
+    closed = ndi.binary_closing(padded, structure=ball(radius))
+    mask = closed[pad[0] : -pad[0], pad[1] : -pad[1], pad[2] : -pad[2]]
+    return fill_holes(mask)
