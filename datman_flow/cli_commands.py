@@ -53,6 +53,10 @@ def print_run(run) -> None:
     for name, passed, description, severity in run.checks:
         verdict = "PASS" if passed else ("FAIL" if severity == "WARN" else "FAIL, severity error")
         print(f"  check {name}: {verdict} ({description})")
+    if run.qc:
+        print(f"  qc metrics: {run.qc.get('measured', 0)} series measured, {run.qc.get('failed', 0)} failed")
+        for line in str(run.qc.get("problems", "")).splitlines()[2:]:
+            print(f"    {line.strip('| ').replace(' | ', ': ', 1).replace(' | ', ' ')}")
 
 
 def ingest(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ class SessionRun:
     series: list[SeriesRecord] = field(default_factory=list)
     checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (name, passed, description, severity)
     run_id: str = ""
+    qc: dict[str, object] = field(default_factory=dict)  # the qc_metrics asset's counts and problems
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
@@ -68,6 +69,9 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
     for evaluation in result.get_asset_check_evaluations():
         run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or "",
                            evaluation.severity.value))
+    if result.is_node_success("qc_metrics"):
+        metadata = result.asset_materializations_for_node("qc_metrics")[0].metadata
+        run.qc = {key: value.value for key, value in metadata.items() if key in ("measured", "failed", "problems")}
     for key in ("nifti", "series_index"):  # the furthest step that finished
         if result.is_node_success(key):
             run.series = result.output_for_node(key)
