@@ -51,11 +51,13 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
 
 
 def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data_dir: Path,
-                log_level: str = "CRITICAL") -> SessionRun:
+                log_level: str = "CRITICAL", selection: list[str] | None = None) -> SessionRun:
+    """Materialize the session's assets (all, or the named ones) and their checks, in-process."""
     if not instance.has_dynamic_partition(SESSIONS.name, label):
         instance.add_dynamic_partitions(SESSIONS.name, [label])
     result = dg.materialize(
         SESSION_ASSETS,
+        selection=selection,
         partition_key=label,
         instance=instance,
         resources={"datman": DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir))},
