@@ -34,3 +34,9 @@ def test_demo_headless_ingests_every_sample_session(tmp_path):
         {"tag": "RST", "field": "SoftwareVersions", "kind": "software_upgrade", "provisional": True},
         {"tag": "T1", "field": "SoftwareVersions", "kind": "software_upgrade", "provisional": True},
         {"tag": "T1", "field": "EchoTime", "kind": "changed", "provisional": True}]
+    qc = query(data / "metrics.duckdb", data / "store",
+               "SELECT q.session, q.picture_path, m.value AS tsnr FROM qc_series q JOIN qc_metrics m "
+               "USING (session, series_number) WHERE q.qc_type = 'fmri' AND q.status = 'measured' "
+               "AND m.metric = 'tsnr' ORDER BY 1")
+    assert len(qc) == 5 and all(20 < row["tsnr"] < 120 for row in qc)  # every resting-state series measured
+    assert all(row["picture_path"].endswith("_qc.png") and os.path.exists(row["picture_path"]) for row in qc)
