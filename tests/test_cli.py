@@ -105,3 +105,24 @@ def test_dry_run_lists_what_would_happen_and_changes_nothing(xnat, tmp_path):
     assert "SPN01_CMH_PHA_FBN0001: would be ingested from XNAT project SPINS_CMH (expects T1 x1)" in result.stdout
     assert "dry run: 6 session(s) would be ingested" in result.stdout
     assert not data.exists()  # no cursor, no rejected rows, no downloads
+
+
+def test_qc_command_prints_metrics_as_json(tmp_path):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    from datman_flow.samples import phantom
+    from datman_flow.samples.sessions import BOLD_GRID
+
+    data = phantom.bold_series(BOLD_GRID, 7, n_volumes=20, motion_mm=0.1)  # (x, y, z, t)
+    path = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.diag([3.5, 3.5, 3.5, 1.0])), path)
+    result = run_cli("qc", str(path), "--type", "fmri", "--picture", str(tmp_path / "bold.png"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["type"] == "fmri" and {"tsnr", "fd_mean", "dvars_std", "efc"} <= set(report["metrics"])
+    assert (tmp_path / "bold.png").stat().st_size > 10_000
+    missing = run_cli("qc", str(tmp_path / "nope.nii.gz"), "--type", "fmri")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
