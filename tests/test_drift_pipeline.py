@@ -90,6 +90,10 @@ def test_severity_error_reports_the_check_at_error(lab):
                "--data-dir", str(data)).returncode == 0
     run = ingest(UPGRADED, data, configs)
     assert drift_check(run)[1] is False and drift_check(run)[3] == "ERROR"
+    # blocking: the session's downstream asset (QC metrics) is not computed from drifted data
+    assert not run.qc
+    assert not query(data / "metrics.duckdb", data / "store", "SELECT * FROM qc_series WHERE session = ?", [UPGRADED])
+    assert not run.success and "blocking asset check failed with ERROR severity" in run.error
 
 
 def test_malformed_gold_file_is_named_and_the_session_is_not_lost(lab):
