@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from datman_flow.atomic import write_text_atomic
 from datman_flow.config import LabConfig
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import record
@@ -18,14 +17,6 @@ from datman_flow.xnat import XnatClient
 
 def cursor_path(layout: DataLayout) -> Path:
     return layout.root / "state" / "ingest_new_cursor.json"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def poll_once(config: LabConfig, layout: DataLayout,
@@ -49,6 +40,6 @@ def poll_once(config: LabConfig, layout: DataLayout,
           f"{len(retry)} to retry")
 
     def save(failed: list[str]) -> None:
-        write_atomic(path, json.dumps({"cursor": json.loads(result.cursor.to_json()), "retry": failed}, indent=1))
+        write_text_atomic(path, json.dumps({"cursor": json.loads(result.cursor.to_json()), "retry": failed}, indent=1))
 
     return labels, save

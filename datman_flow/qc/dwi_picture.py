@@ -4,8 +4,6 @@ matplotlib's object API only (no pyplot state); the file is written atomically."
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from datman_flow.atomic import save_figure_atomic
 from datman_flow.qc.dwi import load_dwi
 from datman_flow.qc.result import QCResult
 
@@ -84,13 +83,5 @@ def dwi_picture(nifti, result: QCResult, out_png: Path) -> Path:
     ax.set_ylabel("slice", fontsize=9)
     fig.suptitle(_title(result), fontsize=10)
 
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".png", dir=out_png.parent)
-    os.close(handle)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_figure_atomic(fig, out_png)
     return out_png

@@ -3,8 +3,6 @@ carpet plot (MRIQC's functional report condensed), drawn with matplotlib's objec
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy import ndimage as ndi
 
+from datman_flow.atomic import save_figure_atomic
 from datman_flow.qc import common
 from datman_flow.qc.fmri import FD_THRESHOLD, brain_mask, load_bold
 from datman_flow.qc.realign import reslice
@@ -161,13 +160,4 @@ def fmri_picture(source, result: QCResult, out_png: Path, *, zooms=None, name: s
     ax_c.set_xlabel(f"volume{note}", fontsize=8)
     ax_c.tick_params(labelsize=7)
 
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out_png.stem}.", suffix=".png", dir=out_png.parent)
-    os.close(handle)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, out_png)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out_png
+    return save_figure_atomic(fig, out_png)

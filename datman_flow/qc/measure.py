@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from datman_flow.atomic import write_text_atomic
 from datman_flow.qc.result import QCKind, QCResult
 
 KEY_METRICS: dict[str, tuple[str, ...]] = {
@@ -89,9 +88,4 @@ def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
 
 
 def write_json_atomic(path: Path, data: object) -> Path:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out, indent=2, sort_keys=True, default=float)
-        out.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=float) + "\n")
