@@ -35,8 +35,10 @@ def companion(nifti: Path, suffix: str) -> Path:
 def measure(kind: QCKind, nifti: Path) -> QCResult:
     started = time.perf_counter()
     if kind == "anat":
-        from datman_flow.qc.anat import anat_metrics
-
+        try:
+            from datman_flow.qc.anat import anat_metrics
+        except ModuleNotFoundError:
+            raise NotImplementedError("anatomical metrics are not implemented yet") from None
         result = anat_metrics(nifti)
     elif kind == "fmri":
         from datman_flow.qc.fmri import fmri_metrics
