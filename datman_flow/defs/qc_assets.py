@@ -21,7 +21,7 @@ def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti:
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,
     with a picture and an MRIQC-format JSON beside each NIfTI."""
     config = datman.load_config()
-    target = resolve_session(config, context.partition_key)
+    target = resolve_session(config, context.partition_key)  # nifti already refused unknown labels
     layout = datman.layout()
     measured = measure_session(nifti, config.tags)
     record.record_rows(layout, "qc_metrics", target.label, metric_rows(target.label, measured))

@@ -1,8 +1,8 @@
-"""The per-session assets: raw DICOM from XNAT -> series index (+ expected-series check) -> NIfTI.
+"""The per-session assets: raw DICOM from XNAT -> series index (+ expected-series check) -> NIfTI
+(+ header-drift check) -> QC metrics (defs/qc_assets.py).
 
 Each body loads the configuration, calls the core and turns its result into metadata.
 """
-
 
 import dagster as dg
 
