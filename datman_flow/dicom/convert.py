@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from datman_flow.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 FOUND_RE = re.compile(r"Found (\d+) DICOM file")
 CONVERT_RE = re.compile(r"Convert (\d+) DICOM as")
@@ -114,12 +116,5 @@ def convert_series(tool: Dcm2niix, series_dir: Path, out_dir: Path, stem: str, *
 
 def keep_header_copy(source: Path, target: Path) -> None:
     """Copy one DICOM file of a series (the full header, for later checks), atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

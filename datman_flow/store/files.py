@@ -9,14 +9,13 @@ that read them all. Re-running a session replaces its files: rows are never dupl
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import duckdb
 
+from datman_flow.atomic import atomic_path
 from datman_flow.store.schema import TABLES, columns, create_table_sql
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,150}$")
@@ -31,22 +30,15 @@ def session_file_name(session: str, part: str | None = None) -> str:
 
 
 def write_parquet(path: Path, table: str, rows: Iterable[Mapping[str, object]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = columns(table)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with duckdb.connect() as con:
-            con.execute(create_table_sql(table, "t"))
-            values = [[row.get(name) for name in names] for row in rows]
-            if values:
-                marks = ", ".join("?" for _ in names)
-                con.executemany(f"INSERT INTO t VALUES ({marks})", values)
-            con.execute(f"COPY t TO '{tmp}' (FORMAT parquet)")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, duckdb.connect() as con:
+        con.execute(create_table_sql(table, "t"))
+        values = [[row.get(name) for name in names] for row in rows]
+        if values:
+            marks = ", ".join("?" for _ in names)
+            con.executemany(f"INSERT INTO t VALUES ({marks})", values)
+        quoted = str(tmp).replace("'", "''")
+        con.execute(f"COPY t TO '{quoted}' (FORMAT parquet)")
 
 
 def ensure_schema_files(store_dir: Path) -> None:
