@@ -12,8 +12,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import special, stats
 
-# sqrt(2 / (4 - pi)): Rayleigh correction of the air standard deviation (Dietrich 2007, eq. A.12).
-DIETRICH_FACTOR = math.sqrt(2.0 / (4.0 - math.pi))
+# sqrt((4 - pi) / 2) = 0.6551: the standard deviation of a Rayleigh variable (magnitude noise in
+# the air) over the sigma of the underlying Gaussian (Dietrich 2007, eq. A.12). MRIQC's code
+# multiplies by this (0.6551364), i.e. divides by sqrt(2 / (4 - pi)) as its docstring writes.
+DIETRICH_FACTOR = math.sqrt((4.0 - math.pi) / 2.0)
 # Ratio of a Gaussian's full width at half maximum to its standard deviation, sqrt(8 ln 2).
 SIGMA_TO_FWHM = math.sqrt(8.0 * math.log(2.0))
 # statsmodels' ``robust.scale.mad`` divides the median absolute deviation by Phi^-1(3/4).
@@ -143,13 +145,17 @@ def snr(mu_fg: float, sigma_fg: float, n: int) -> float:
     return float(mu_fg / (sigma_fg * math.sqrt(n / (n - 1.0))))
 
 
-def snr_dietrich(mu_fg: float, mad_air: float) -> float:
-    """Dietrich's SNR with the air as noise reference: ``sqrt(2 / (4 - pi)) * mu / MAD_air``,
-    as in MRIQC's code (its docstring puts the factor in the denominator). -1 when the air
-    is too flat to estimate (MAD <= 1e-3)."""
-    if mad_air <= 1.0e-3:
-        return -1.0
-    return float(DIETRICH_FACTOR * mu_fg / mad_air)
+def snr_dietrich(mu_fg: float, mad_air: float, sigma_air: float | None = None) -> float:
+    """Dietrich's SNR with the air as noise reference, as MRIQC's code computes it:
+    ``sqrt((4 - pi) / 2) * mu / MAD_air`` (the Rayleigh spread of magnitude noise in the air
+    converted to the Gaussian sigma). As MRIQC, when the MAD is not above 1 (on its
+    WM-median-1000 scale) the air's standard deviation is used if given and above 1e-3;
+    otherwise -1."""
+    if mad_air > 1.0:
+        return float(DIETRICH_FACTOR * mu_fg / mad_air)
+    if sigma_air is not None and sigma_air > 1.0e-3:
+        return float(DIETRICH_FACTOR * mu_fg / sigma_air)
+    return -1.0
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -166,12 +172,54 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centers[int(np.argmax(between[:-1]))])
 
 
-def ball(radius_vox: tuple[float, float, float]) -> np.ndarray:
-    """An ellipsoidal structuring element with the given radii in voxels (>= 1 voxel each)."""
-    r = [max(int(math.ceil(v)), 1) for v in radius_vox]
-    grid = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
-    dist = sum((g / max(v, 1.0)) ** 2 for g, v in zip(grid, radius_vox))
-    return dist <= 1.0
+def otsu_low(values: np.ndarray, bins: int = 128) -> float:
+    """The lower of the two thresholds of a three-class Otsu split (dark CSF, bone and air |
+    grey matter and muscle | white matter and fat)."""
+    hist, edges = np.histogram(values, bins=bins)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    p = hist / max(hist.sum(), 1)
+    w = np.concatenate([[0.0], np.cumsum(p)])  # w[i] = mass of bins < i
+    m = np.concatenate([[0.0], np.cumsum(p * centers)])
+    best, best_t = -1.0, 1
+    for i in range(1, bins - 1):
+        j = np.arange(i + 1, bins)
+        w0, w1, w2 = w[i], w[j] - w[i], w[-1] - w[j]
+        m0, m1, m2 = m[i], m[j] - m[i], m[-1] - m[j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.nan_to_num(m0**2 / w0 + m1**2 / w1 + m2**2 / w2)
+        k = int(np.argmax(score))
+        if score[k] > best:
+            best, best_t = float(score[k]), i
+    return float(edges[best_t])
+
+
+def _steps(mm: float, zooms) -> int:
+    return max(1, int(round(mm / float(np.mean([float(z) for z in zooms[:3]])))))
+
+
+def dilate(mask: np.ndarray, mm: float, zooms) -> np.ndarray:
+    """Dilation by about ``mm`` (repeated 18-connected steps: fast, near-spherical)."""
+    return ndi.binary_dilation(mask, structure=ndi.generate_binary_structure(3, 2), iterations=_steps(mm, zooms))
+
+
+def erode(mask: np.ndarray, mm: float, zooms) -> np.ndarray:
+    """Erosion by about ``mm``; the outside of the array counts as background."""
+    return ndi.binary_erosion(mask, structure=ndi.generate_binary_structure(3, 2), iterations=_steps(mm, zooms))
+
+
+def close(mask: np.ndarray, mm: float, zooms) -> np.ndarray:
+    """Closing by about ``mm`` on a padded copy, so that nothing sticks to the array's border."""
+    pad = _steps(mm, zooms) + 1
+    big = np.pad(mask, pad)
+    out = erode(dilate(big, mm, zooms), mm, zooms)
+    return out[pad:-pad, pad:-pad, pad:-pad]
+
+
+def reconstruct(seed: np.ndarray, within: np.ndarray, steps: int) -> np.ndarray:
+    """Geodesic dilation of ``seed`` inside ``within``, at most ``steps`` voxels deep."""
+    return ndi.binary_dilation(
+        seed & within, structure=ndi.generate_binary_structure(3, 1), iterations=steps, mask=within
+    )
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -183,15 +231,36 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(sizes))
 
 
-def fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill 3-D holes, then holes in each axial and coronal slice (the mouth and sinuses open
-    onto the cut at the bottom of the field of view, so 3-D filling alone leaves them)."""
-    out = ndi.binary_fill_holes(mask)
-    for axis in (2, 1):
-        moved = np.moveaxis(out, axis, 0)
-        for k in range(moved.shape[0]):
-            if moved[k].any():
-                moved[k] = ndi.binary_fill_holes(moved[k])
+def _fill(mask: np.ndarray, plane_axis: int | None) -> np.ndarray:
+    """Holes = background components that do not reach the array's faces; with
+    ``plane_axis``, components are taken within each slice across that axis."""
+    structure = ndi.generate_binary_structure(3, 1)
+    faces = [0, 1, 2]
+    if plane_axis is not None:
+        structure = structure.copy()
+        index = [1, 1, 1]
+        for end in (0, 2):
+            index[plane_axis] = end
+            structure[tuple(index)] = False
+        faces.remove(plane_axis)
+    labels, count = ndi.label(~mask, structure=structure)
+    if count == 0:
+        return mask.copy()
+    outside = np.zeros(count + 1, dtype=bool)
+    for axis in faces:
+        for end in (0, -1):
+            outside[np.unique(np.take(labels, end, axis=axis))] = True
+    outside[0] = True  # label 0 is the mask itself
+    return mask | ~outside[labels]
+
+
+def fill_holes(mask: np.ndarray, slices: bool = True) -> np.ndarray:
+    """Fill 3-D holes, then (``slices``) holes in each axial and coronal slice: the mouth and
+    sinuses open onto the cut at the bottom of the field of view, so 3-D filling leaves them."""
+    out = _fill(np.asarray(mask, dtype=bool), None)
+    if slices:
+        for axis in (2, 1):
+            out = _fill(out, axis)
     return out
 
 
@@ -200,7 +269,7 @@ def head_mask(img: np.ndarray, zooms) -> np.ndarray:
 
     Otsu's threshold on a smoothed copy (sigma 2 mm, intensities clipped at the 99.5th
     percentile), halved so that dark skull and CSF next to the scalp stay in; the largest
-    connected component; a closing with a 4 mm ball; hole filling in 3-D and per slice."""
+    connected component; a closing by 4 mm; hole filling in 3-D and per slice."""
     z = tuple(float(v) for v in zooms[:3])
     data = np.nan_to_num(np.asarray(img, dtype=np.float32))
     smooth = ndi.gaussian_filter(data, sigma=[2.0 / v for v in z])
@@ -211,9 +280,5 @@ def head_mask(img: np.ndarray, zooms) -> np.ndarray:
     threshold = 0.5 * otsu_threshold(np.clip(smooth[::2, ::2, ::2], 0.0, top).ravel())
     mask = largest_component(smooth > threshold)
     del smooth
-    radius = tuple(4.0 / v for v in z)
-    pad = [max(int(math.ceil(v)), 1) for v in radius]
-    padded = np.pad(mask, [(p, p) for p in pad])
-    closed = ndi.binary_closing(padded, structure=ball(radius))
-    mask = closed[pad[0] : -pad[0], pad[1] : -pad[1], pad[2] : -pad[2]]
+    mask = close(mask, 4.0, z)
     return fill_holes(mask)

@@ -35,10 +35,8 @@ def companion(nifti: Path, suffix: str) -> Path:
 def measure(kind: QCKind, nifti: Path) -> QCResult:
     started = time.perf_counter()
     if kind == "anat":
-        try:
-            from datman_flow.qc.anat import anat_metrics
-        except ModuleNotFoundError:
-            raise NotImplementedError("anatomical metrics are not implemented yet") from None
+        from datman_flow.qc.anat import anat_metrics
+
         result = anat_metrics(nifti)
     elif kind == "fmri":
         from datman_flow.qc.fmri import fmri_metrics

@@ -1,0 +1,309 @@
+"""Brain mask, a smooth bias field and CSF/GM/WM partial-volume maps of a T1w image.
+
+numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + FSL FAST:
+
+* brain: the tissue-intensity band inside the head, eroded to break the bridges through the
+  skull, the component filling the top of the head grown back, spinal cord cut, closed; then
+  again on the bias-corrected image, and grown through the CSF towards the skull;
+* tissues: a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes) fitted
+  by EM to a histogram of the brain, with a mean-field Potts prior; the tissue fractions are
+  the partial-volume maps;
+* bias: a cubic polynomial fitted to log(intensity / class mean) in pure GM and WM,
+  alternated with the mixture fit (instead of N4's B-spline field), geometric mean 1 over the
+  brain, fading to 1 outside it.
+
+Axis 2 must point superior (nibabel's ``as_closest_canonical`` gives RAS).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .common import close, dilate, erode, fill_holes, head_mask, otsu_low, reconstruct
+
+CLASSES = ("csf", "gm", "wm")
+POLY_ORDER = 3
+FADE_MM = 20.0  # the bias field fades to 1 this far outside the brain
+MAX_LOG_FIELD = 1.5  # the bias field stays within exp(+-1.5) = 0.22..4.5
+MIN_BRAIN_ML, MAX_BRAIN_ML = 300.0, 3000.0  # plausible brain + CSF volumes (a newborn's to a large adult's)
+CSF_MM = 6.0  # how far the brain mask may grow through CSF towards the skull
+MRF_BETA = 13.0  # mean-field Potts weight on the 3x3x3 mean: 0.5 per neighbour
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    head: np.ndarray  # bool, the whole head
+    brain: np.ndarray  # bool, brain + CSF inside the skull
+    pvms: np.ndarray  # float32 (3, X, Y, Z): CSF, GM, WM fractions, 0 outside the brain
+    labels: np.ndarray  # uint8: 0 outside, 1 CSF, 2 GM, 3 WM (FSL FAST's numbering)
+    bias: np.ndarray  # float32, multiplicative field (raw = corrected * bias), 1 far from the brain
+    means: tuple[float, float, float]  # class means of the bias-corrected intensities
+    sigmas: tuple[float, float, float]
+
+
+def _crop_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    spans = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
+    return tuple(
+        slice(max(int(i[0]) - margin, 0), min(int(i[-1]) + margin + 1, n)) for i, n in zip(spans, mask.shape)
+    )
+
+
+def _pick_component(core: np.ndarray, head: np.ndarray, zooms, prefer: np.ndarray | None) -> np.ndarray:
+    """The component of ``core`` overlapping ``prefer`` most, or else the one with the most
+    voxels in the top 70 mm of the head (the brain fills the top of the head)."""
+    labels, count = ndi.label(core)
+    if count <= 1:
+        return labels > 0
+    if prefer is not None:
+        counts = np.bincount(labels[prefer].ravel(), minlength=count + 1)
+    else:
+        zs = np.nonzero(head.any(axis=(0, 1)))[0]
+        low = max(int(zs[-1]) - int(round(70.0 / float(zooms[2]))), int(zs[0]))
+        counts = np.bincount(labels[:, :, low:].ravel(), minlength=count + 1)
+    counts[0] = 0
+    return labels == int(np.argmax(counts))
+
+
+def _cut_below_brainstem(mask: np.ndarray) -> np.ndarray:
+    """Drop the spinal cord: below the largest axial cross-section, everything from the first
+    slice whose area is under 2 % of that maximum downwards."""
+    area = mask.sum(axis=(0, 1))
+    if area.max() == 0:
+        return mask
+    widest = int(np.argmax(area))
+    small = np.nonzero(area[: widest + 1][::-1] < 0.02 * area.max())[0]
+    if small.size:
+        mask = mask.copy()
+        mask[:, :, : widest - int(small[0]) + 1] = False
+    return mask
+
+
+def extract_brain(image, head, low, high, zooms, prefer=None) -> np.ndarray:
+    """Brain tissue between ``low`` and ``high``: eroded 3 mm to cut the bridges through the
+    skull, one component kept, grown back geodesically (up to 9 mm, so that the crowns of
+    thin gyri that the erosion removed come back), spinal cord cut, holes filled, closed 4 mm
+    (sulcal CSF)."""
+    tissue = head & (image > low) & (image < high)
+    core = _pick_component(erode(tissue, 3.0, zooms), head, zooms, prefer)
+    steps = max(2, int(round(9.0 / float(np.mean(zooms)))))
+    brain = _cut_below_brainstem(reconstruct(core, tissue, steps))
+    brain = fill_holes(close(fill_holes(brain, slices=False), 4.0, zooms), slices=False)
+    return brain & head
+
+
+MIXES = ((0, 1), (1, 2))  # partial-volume classes: CSF/GM and GM/WM
+
+
+def _components(mu, sd) -> tuple[np.ndarray, np.ndarray]:
+    """Means and sigmas of the 5 components: CSF, GM, WM, then each mix, whose mean is the
+    midpoint and whose variance adds that of a uniform mixing fraction, (mu_b - mu_a)^2 / 12."""
+    mu, sd = np.asarray(mu, np.float64), np.asarray(sd, np.float64)
+    m = [mu[0], mu[1], mu[2]] + [0.5 * (mu[a] + mu[b]) for a, b in MIXES]
+    v = [sd[0] ** 2, sd[1] ** 2, sd[2] ** 2]
+    v += [0.5 * (sd[a] ** 2 + sd[b] ** 2) + (mu[b] - mu[a]) ** 2 / 12.0 for a, b in MIXES]
+    return np.array(m), np.sqrt(np.array(v))
+
+
+def _log_lik(x: np.ndarray, mu, sd, w, dtype=np.float64) -> np.ndarray:
+    m, s = (v.astype(dtype) for v in _components(mu, sd))
+    offset = (-np.log(s) + np.log(np.asarray(w) + 1e-12)).astype(dtype)
+    z = (x[:, None].astype(dtype, copy=False) - m) / s
+    return np.float32(-0.5) * z * z + offset if dtype == np.float32 else -0.5 * z * z + offset
+
+
+def _normalise(logp: np.ndarray) -> np.ndarray:
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fit_mixture(values: np.ndarray, iterations: int = 300, bins: int = 512, init=None):
+    """EM for a partial-volume mixture (pure CSF, GM, WM and the CSF/GM and GM/WM mixes) on a
+    fine histogram of ``values``. Started from ``init`` = (mu, sd, w), or from T1w contrast:
+    WM at the histogram's main peak above the median, GM at 0.65 and CSF at 0.3 of it (a
+    percentile start fails when the brain mask holds little CSF). Returns the pure classes'
+    (means, sigmas) ordered CSF < GM < WM, and the 5 weights."""
+    lo, hi = np.percentile(values, [0.05, 99.95])
+    counts, edges = np.histogram(values, bins=bins, range=(float(lo), float(hi)))
+    x = 0.5 * (edges[:-1] + edges[1:])
+    c = counts.astype(np.float64)
+    spread = math.sqrt(float(np.sum(c * (x - np.sum(c * x) / c.sum()) ** 2) / c.sum()))
+    upper = x >= np.median(values)
+    peak = float(x[upper][np.argmax(ndi.gaussian_filter1d(c, 3.0)[upper])])
+    mu = np.array([0.3, 0.65, 1.0]) * peak
+    sd = np.full(3, max(0.08 * abs(peak), 1e-6))
+    w = np.array([0.1, 0.35, 0.35, 0.1, 0.1])
+    if init is not None:
+        mu, sd, w = (np.array(v, dtype=np.float64) for v in init)
+    floor = max(float(edges[1] - edges[0]), spread * 1e-3, 1e-6)
+    for _ in range(iterations):
+        post = _normalise(_log_lik(x, mu, sd, w)) * c[:, None]
+        nk = post.sum(axis=0) + 1e-12
+        new_mu = (post[:, :3] * x[:, None]).sum(axis=0) / nk[:3]
+        new_mu = np.sort(new_mu)
+        sd = np.maximum(np.sqrt((post[:, :3] * (x[:, None] - new_mu) ** 2).sum(axis=0) / nk[:3]), floor)
+        w = nk / nk.sum()
+        done = np.all(np.abs(new_mu - mu) < 1e-5 * spread)
+        mu = new_mu
+        if done:
+            break
+    return mu, sd, w
+
+
+def _fractions(x: np.ndarray, post: np.ndarray, mu) -> np.ndarray:
+    """Tissue fractions (N, 3) from the 5 posteriors: a mixed voxel is shared between its two
+    tissues in proportion to where its intensity lies between their means."""
+    frac = post[:, :3].copy()
+    for j, (a, b) in enumerate(MIXES):
+        t = np.clip((x - np.float32(mu[a])) / np.float32(max(mu[b] - mu[a], 1e-6)), 0.0, 1.0)
+        frac[:, a] += post[:, 3 + j] * (1.0 - t)
+        frac[:, b] += post[:, 3 + j] * t
+    return frac
+
+
+def _posteriors(corrected: np.ndarray, brain: np.ndarray, mu, sd, w, passes: int = 2) -> np.ndarray:
+    """Tissue fraction maps (3, ...) in the brain, refined by mean-field passes of a Potts
+    prior: each component's log-probability gains ``MRF_BETA`` times the mean fraction of its
+    tissue(s) in the 3x3x3 neighbourhood."""
+    x = corrected[brain].astype(np.float32)
+    loglik = _log_lik(x, mu, sd, w, dtype=np.float32)
+    frac = _fractions(x, _normalise(loglik), mu)
+    maps = np.zeros((3,) + brain.shape, dtype=np.float32)
+    for _ in range(passes):
+        for k in range(3):
+            maps[k][brain] = frac[:, k]
+        near = np.stack([ndi.uniform_filter(maps[k], size=3)[brain] for k in range(3)], axis=1)
+        prior = np.concatenate([near, np.stack([0.5 * (near[:, a] + near[:, b]) for a, b in MIXES], 1)], 1)
+        frac = _fractions(x, _normalise(loglik + np.float32(MRF_BETA) * prior), mu)
+    for k in range(3):
+        maps[k][brain] = frac[:, k]
+    return maps
+
+
+def _add_csf(brain, corrected, head, mu, zooms) -> np.ndarray:
+    """Take in the CSF between the cortex and the skull: grow the brain up to 6 mm through
+    voxels of CSF-like intensity (above half the CSF mean, so not through bone or air, and
+    below the CSF/GM midpoint, so not into the scalp)."""
+    csf_like = (corrected > 0.5 * mu[0]) & (corrected < 0.5 * (mu[0] + mu[1])) & head
+    steps = max(1, int(round(CSF_MM / float(np.mean(zooms)))))
+    grown = reconstruct(brain, brain | (csf_like & dilate(brain, CSF_MM, zooms)), steps)
+    return fill_holes(grown, slices=False) & head
+
+
+def _unit_axes(shape) -> list[np.ndarray]:
+    """Voxel coordinates along each axis scaled to [-1, 1]."""
+    return [np.linspace(-1.0, 1.0, n, dtype=np.float32) if n > 1 else np.zeros(1, np.float32) for n in shape]
+
+
+def fit_bias(data: np.ndarray, maps: np.ndarray, brain: np.ndarray, mu) -> np.ndarray:
+    """log-field: cubic polynomial fitted to log(I / mu_class) where GM or WM posterior > 0.9,
+    centred to mean 0 over the brain and clipped to its in-brain range outside the brain."""
+    axes = _unit_axes(data.shape)
+    terms = [e for e in product(range(POLY_ORDER + 1), repeat=3) if sum(e) <= POLY_ORDER]
+    idx = np.nonzero(brain & ((maps[1] > 0.9) | (maps[2] > 0.9)) & (data > 0))
+    step = max(1, idx[0].size // 200_000)
+    idx = tuple(i[::step] for i in idx)
+    if idx[0].size < 10 * len(terms):
+        return np.zeros(data.shape, dtype=np.float32)
+    cls = np.where(maps[2][idx] > 0.9, 2, 1)
+    target = np.log(data[idx] / np.asarray(mu, dtype=np.float64)[cls])
+    design = np.stack([axes[0][idx[0]] ** a * axes[1][idx[1]] ** b * axes[2][idx[2]] ** c for a, b, c in terms], 1)
+    coef = np.linalg.lstsq(design.astype(np.float64), target, rcond=None)[0]
+    field = np.zeros(data.shape, dtype=np.float32)
+    ax, ay, az = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
+    for k, (a, b, c) in zip(coef, terms):
+        field += np.float32(k) * (ax**a * ay**b * az**c)
+    inside = field[brain]
+    field -= np.float32(inside.mean())  # geometric mean 1 over the brain
+    lo, hi = max(float(inside.min() - inside.mean()), -MAX_LOG_FIELD), min(float(inside.max() - inside.mean()), MAX_LOG_FIELD)
+    np.clip(field, lo, max(lo, hi), out=field)
+    return field
+
+
+def _extend_field(logfield: np.ndarray, box, brain: np.ndarray, zooms) -> np.ndarray:
+    """The multiplicative field over the whole image: the fitted field in the brain; outside
+    it the nearest in-box value fading linearly to 1 over ``FADE_MM`` from the brain (the field
+    is only measured where there is brain: a value extrapolated onto the scalp or the neck
+    would invent signal there). Distances come from a 2x coarser grid."""
+    idx = [np.clip(np.arange(n), s.start, s.stop - 1) - s.start for s, n in zip(box, brain.shape)]
+    coarse = ndi.distance_transform_edt(~brain[::2, ::2, ::2], sampling=[2.0 * float(z) for z in zooms])
+    for axis, n in enumerate(brain.shape):
+        coarse = np.repeat(coarse, 2, axis=axis).take(np.arange(n), axis=axis)
+    weight = np.clip(1.0 - coarse.astype(np.float32) / np.float32(FADE_MM), 0.0, 1.0)
+    weight[brain] = 1.0
+    return np.exp(logfield[np.ix_(*idx)] * weight)
+
+
+def _fit(sub: np.ndarray, brain: np.ndarray, logfield: np.ndarray, rounds: int, final: bool):
+    """Alternate the mixture fit and the bias fit; returns (mu, sd, w, maps, logfield), with
+    the spatially regularised maps only when ``final``."""
+    params = None
+    for n in range(rounds):
+        corrected = sub / np.exp(logfield)
+        mu, sd, w = params = fit_mixture(corrected[brain], init=params)
+        last = n == rounds - 1
+        maps = _posteriors(corrected, brain, mu, sd, w, passes=2 if (last and final) else 0)
+        if not last:
+            logfield = fit_bias(sub, maps, brain, mu)
+    return mu, sd, w, maps, logfield
+
+
+def rough_brain(data: np.ndarray, zooms, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First-pass brain (tissue above the lower three-class Otsu threshold, see
+    ``extract_brain``, widened 2 mm) and the lightly smoothed image it came from."""
+    smooth = ndi.gaussian_filter(data, sigma=[0.75 / z for z in zooms])
+    values = smooth[head]
+    low = otsu_low(values)
+    rough = extract_brain(smooth, head, low, float(np.percentile(values[values > low], 99.0)), zooms)
+    return dilate(rough, 2.0, zooms) & head, smooth
+
+
+def quick_brain_mask(data: np.ndarray, zooms) -> np.ndarray:
+    """A brain mask without the segmentation (about a third of the time), for pictures."""
+    zooms = tuple(float(z) for z in zooms[:3])
+    data = np.clip(np.nan_to_num(np.asarray(data, dtype=np.float32)), 0.0, None)
+    return rough_brain(data, zooms, head_mask(data, zooms))[0]
+
+
+def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segmentation:
+    """Head, brain, bias field and CSF/GM/WM maps of a T1w volume (axis 2 superior).
+
+    Two passes: the rough brain gives the mixture and the bias field; the brain is extracted
+    again from the bias-corrected image with the CSF/GM midpoint as threshold, grown through
+    the CSF towards the skull, and segmented again."""
+    zooms = tuple(float(z) for z in zooms[:3])
+    data = np.clip(np.nan_to_num(np.asarray(data, dtype=np.float32)), 0.0, None)
+    if head is None:
+        head = head_mask(data, zooms)
+    rough, smooth = rough_brain(data, zooms, head)
+    if rough.sum() < 100:
+        raise ValueError("brain extraction found fewer than 100 voxels")
+    box = _crop_box(rough, margin=int(round(15.0 / min(zooms))))
+    sub, sub_head = data[box], head[box]
+    mu, sd, w, maps, logfield = _fit(sub, rough[box], np.zeros(sub.shape, np.float32), 3, False)
+    corrected = smooth[box] / np.exp(logfield)
+    del smooth
+    low = 0.5 * (mu[0] + mu[1])  # more grey matter than CSF
+    brain = extract_brain(corrected, sub_head, low, mu[2] + 4.0 * sd[2], zooms, rough[box])
+    brain &= dilate(rough[box], 4.0, zooms)
+    brain = _add_csf(brain, corrected, sub_head, mu, zooms)
+    mu, sd, w, maps, logfield = _fit(sub, brain, logfield, 2, True)
+    brain_full = np.zeros(data.shape, dtype=bool)
+    brain_full[box] = brain
+    brain_ml = float(brain.sum()) * float(np.prod(zooms)) / 1000.0
+    if not MIN_BRAIN_ML <= brain_ml <= MAX_BRAIN_ML:
+        raise ValueError(f"brain extraction failed: {brain_ml:.0f} ml found (expected {MIN_BRAIN_ML:.0f}-"
+                         f"{MAX_BRAIN_ML:.0f} ml); strong coil shading or an unusual field of view?")
+    bias = _extend_field(logfield, box, brain_full, zooms)
+    pvms = np.zeros((3,) + data.shape, dtype=np.float32)
+    pvms[(slice(None),) + box] = maps
+    labels = np.zeros(data.shape, dtype=np.uint8)
+    labels[box][brain] = (np.argmax(maps[:, brain], axis=0) + 1).astype(np.uint8)
+    return Segmentation(
+        head=head, brain=brain_full, pvms=pvms, labels=labels, bias=bias,
+        means=tuple(float(v) for v in mu), sigmas=tuple(float(v) for v in sd),
+    )
