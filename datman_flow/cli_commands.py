@@ -145,19 +145,20 @@ def compliance(args: argparse.Namespace) -> int:
 
 
 def qc(args: argparse.Namespace) -> int:
-    from datman_flow.qc.measure import measure, picture
+    from datman_flow.qc.measure import analyse, picture
 
     nifti = Path(args.nifti)
     if not nifti.exists():
         print(f"{nifti}: no such file", file=sys.stderr)
         return 2
     try:
-        result = measure(args.type, nifti)
+        measured = analyse(args.type, nifti)
     except Exception as exc:  # noqa: BLE001 - the command's job is to say what went wrong
         print(f"{nifti}: could not be measured as {args.type}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    result = measured.result
     if args.picture:
-        picture(args.type, nifti, result, Path(args.picture))
+        picture(args.type, nifti, measured, Path(args.picture))
     print(json.dumps({"file": str(nifti), "type": args.type, "seconds": round(result.seconds, 2),
                       "metrics": result.metrics}, indent=2, sort_keys=True, default=float))
     return 0

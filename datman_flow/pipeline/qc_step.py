@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from datman_flow.config import TagInfo
-from datman_flow.qc.measure import companion, measure, mriqc_record, picture, software_version, write_json_atomic
+from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
 from datman_flow.records import SeriesRecord
 
@@ -30,13 +30,14 @@ class SeriesQC:
 def measure_series(record: SeriesRecord, kind: str) -> SeriesQC:
     nifti = Path(str(record.nifti_path))
     try:
-        result = measure(kind, nifti)  # type: ignore[arg-type]
+        measured = analyse(kind, nifti)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any failure is this series' problem: recorded, the session goes on
         log.warning("QC of %s failed: %s", nifti.name, exc)
         return SeriesQC(record, kind, "failed", f"{type(exc).__name__}: {exc}")
+    result = measured.result
     json_path = write_json_atomic(companion(nifti, "_qc.json"), mriqc_record(result, nifti))
     try:
-        png = str(picture(kind, nifti, result, companion(nifti, "_qc.png")))  # type: ignore[arg-type]
+        png = str(picture(kind, nifti, measured, companion(nifti, "_qc.png")))  # type: ignore[arg-type]
         message = ""
     except Exception as exc:  # noqa: BLE001 - the metrics stand without their picture
         png, message = "", f"picture failed: {type(exc).__name__}: {exc}"

@@ -5,12 +5,15 @@ non-steady-state volumes at the start (``dummy_trs``, nipype's ``NonSteadyStateD
 drop them, realign every volume to the first kept one (:mod:`datman_flow.qc.realign`, in place
 of AFNI ``3dvolreg``), average the realigned series into the mean EPI, derive a head mask and an
 AFNI ``3dAutomask``-like brain mask from it, then compute the metrics. ``docs/metrics_fmri.md``
-gives every formula and each deviation from MRIQC.
+gives every formula and each deviation from MRIQC. :func:`fmri_analysis` also returns the maps
+the picture draws (:mod:`datman_flow.qc.fmri_picture`), so the series is realigned and resampled
+once for both.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -19,7 +22,7 @@ from scipy import ndimage as ndi
 from scipy import stats
 
 from datman_flow.qc import common
-from datman_flow.qc.realign import framewise_displacement, realign, reslice, resliced_mean
+from datman_flow.qc.realign import framewise_displacement, realign, reslice, resliced_moments
 from datman_flow.qc.result import QCResult
 
 FD_THRESHOLD = 0.2  # mm, MRIQC's fd_thres
@@ -154,8 +157,38 @@ def quality_index(series: np.ndarray) -> np.ndarray:
     return 1.0 - corr
 
 
-def fmri_metrics(nifti) -> QCResult:
-    """All of MRIQC's BOLD metrics for one 4D NIfTI (path or nibabel image)."""
+@dataclass(frozen=True, eq=False)
+class FmriAnalysis:
+    """The metrics of one BOLD series and what its picture needs, nothing 4-D: the mean and
+    temporal std of the realigned series (trilinear, x-y-z), the brain mask, and the realigned
+    series at the brain voxels (cubic, ``(voxels, t)`` in ``np.nonzero(brain)`` order), i.e.
+    the series every temporal metric was computed from."""
+
+    result: QCResult
+    zooms: tuple[float, float, float]
+    mean_epi: np.ndarray
+    std_epi: np.ndarray
+    brain: np.ndarray
+    series: np.ndarray
+
+
+def _realigned(data: np.ndarray, params: np.ndarray, zooms):
+    """Mean and std maps, head and brain masks, and the brain series of ``data`` (dummies
+    dropped, negatives zeroed) with the motion ``params`` undone."""
+    if params.shape != (data.shape[3], 6):
+        raise ValueError(f"motion parameters of shape {params.shape} for {data.shape[3]} volumes")
+    mean_epi, std_epi = resliced_moments(data, params, zooms, order=1)
+    head = common.head_mask(mean_epi, zooms)
+    brain = brain_mask(mean_epi, head)
+    if brain.sum() < 100:
+        raise ValueError(f"brain mask of {int(brain.sum())} voxels: cannot measure this series")
+    series = np.clip(reslice(data, params, zooms, order=3, mask=brain), 0.0, None)
+    return mean_epi, std_epi, head, brain, series
+
+
+def fmri_analysis(nifti) -> FmriAnalysis:
+    """All of MRIQC's BOLD metrics for one 4D NIfTI (path or nibabel image), with the maps
+    and brain series the picture reuses. The 4D series itself is not kept."""
     start = time.perf_counter()
     data, zooms, tr = load_bold(nifti)
     global_signal = data.reshape(-1, data.shape[3]).mean(axis=0)
@@ -168,12 +201,7 @@ def fmri_metrics(nifti) -> QCResult:
     np.clip(data, 0.0, None, out=data)  # MRIQC zeroes negative intensities
 
     params = realign(data, zooms, reference=0)
-    mean_epi = resliced_mean(data, params, zooms, order=1)
-    head = common.head_mask(mean_epi, zooms)
-    brain = brain_mask(mean_epi, head)
-    if brain.sum() < 100:
-        raise ValueError(f"brain mask of {int(brain.sum())} voxels: cannot measure this series")
-    series = np.clip(reslice(data, params, zooms, order=3, mask=brain), 0.0, None)
+    mean_epi, std_epi, head, brain, series = _realigned(data, params, zooms)
 
     fd = framewise_displacement(params, FD_RADIUS)
     fd_num = int((fd > FD_THRESHOLD).sum())
@@ -224,4 +252,21 @@ def fmri_metrics(nifti) -> QCResult:
         "brain_mask_ml": float(brain.sum() * np.prod(zooms) / 1000.0),
         "head_mask_voxels": int(head.sum()),
     }
-    return QCResult(kind="fmri", metrics=metrics, extras=extras, seconds=time.perf_counter() - start)
+    result = QCResult(kind="fmri", metrics=metrics, extras=extras, seconds=time.perf_counter() - start)
+    return FmriAnalysis(result, zooms, mean_epi, std_epi, brain, series)
+
+
+def fmri_metrics(nifti) -> QCResult:
+    """All of MRIQC's BOLD metrics for one 4D NIfTI (path or nibabel image)."""
+    return fmri_analysis(nifti).result
+
+
+def reanalyse(nifti, result: QCResult) -> FmriAnalysis:
+    """The picture's inputs for a series measured earlier: ``result`` (from :func:`fmri_metrics`)
+    gives the dummy count and the motion parameters, so only the resampling is redone."""
+    data, zooms, _ = load_bold(nifti)
+    data = data[..., int(result.extras.get("dummy_trs", 0)):]
+    np.clip(data, 0.0, None, out=data)
+    params = np.asarray(result.extras.get("motion_params", []), dtype=float)
+    mean_epi, std_epi, _, brain, series = _realigned(data, params, zooms)
+    return FmriAnalysis(result, zooms, mean_epi, std_epi, brain, series)

@@ -1,5 +1,6 @@
 """One PNG per BOLD series for an operator: mean and temporal-std maps, FD and DVARS traces and a
-carpet plot (MRIQC's functional report condensed), drawn with matplotlib's object API."""
+carpet plot (MRIQC's functional report condensed), drawn with matplotlib's object API from an
+:class:`~datman_flow.qc.fmri.FmriAnalysis`: nothing is realigned or resampled again here."""
 
 from __future__ import annotations
 
@@ -12,34 +13,12 @@ from matplotlib.ticker import MaxNLocator
 from scipy import ndimage as ndi
 
 from datman_flow.atomic import save_figure_atomic
-from datman_flow.qc import common
-from datman_flow.qc.fmri import FD_THRESHOLD, brain_mask, load_bold
-from datman_flow.qc.realign import reslice
+from datman_flow.qc.fmri import FD_THRESHOLD, FmriAnalysis
 from datman_flow.qc.result import QCResult
 
 N_SLICES = 7
 CARPET_ROWS = 4000  # voxels shown in the carpet (evenly spaced in the sorted order)
 RIM_MM = 6.0  # depth that separates the outer (cortex-like) band of the carpet from the deep one
-
-
-def _series(source, zooms) -> tuple[np.ndarray, tuple[float, float, float]]:
-    if isinstance(source, np.ndarray):
-        if zooms is None:
-            raise ValueError("zooms are needed with an array")
-        return np.asarray(source, dtype=np.float32), tuple(float(z) for z in zooms[:3])
-    data, zooms, _ = load_bold(source)
-    return data, zooms
-
-
-def _prepare(data: np.ndarray, zooms, result: QCResult) -> tuple[np.ndarray, np.ndarray]:
-    """The series as the metrics saw it (dummies dropped, motion undone) and its brain mask."""
-    dummies = int(result.extras.get("dummy_trs", 0))
-    data = np.clip(data[..., dummies:], 0.0, None)
-    params = np.asarray(result.extras.get("motion_params", []), dtype=float)
-    if params.shape == (data.shape[3], 6):
-        data = reslice(data, params, zooms, order=1)
-    mean = data.mean(axis=3)
-    return data, brain_mask(mean, common.head_mask(mean, zooms))
 
 
 def _slices(mask: np.ndarray) -> list[int]:
@@ -65,21 +44,21 @@ def _montage(fig, spec, image, mask, slices, cmap, vmax, label):
             ax.text(0.97, 0.04, "R", color="white", fontsize=7, ha="right", transform=ax.transAxes)
 
 
-def _carpet(data: np.ndarray, mask: np.ndarray, zooms) -> tuple[np.ndarray, int]:
-    """Rows: brain voxels, outer band first then deeper, each z-scored after removing a linear
-    trend; returns the image and the row where the deep band starts."""
+def _carpet(series: np.ndarray, mask: np.ndarray, zooms) -> tuple[np.ndarray, int]:
+    """Rows: brain voxels (``series`` holds them in ``np.nonzero(mask)`` order), outer band first
+    then deeper, at most ``CARPET_ROWS`` of them, each z-scored after removing a linear trend;
+    returns the image and the row where the deep band starts."""
     depth = ndi.distance_transform_edt(mask, sampling=zooms)[mask]
-    series = data[mask].astype(np.float64)
-    t = np.linspace(-1.0, 1.0, series.shape[1])
-    design = np.stack([np.ones_like(t), t], axis=1)
-    beta, *_ = np.linalg.lstsq(design, series.T, rcond=None)
-    resid = series - (design @ beta).T
-    std = resid.std(axis=1, keepdims=True)
-    z = np.divide(resid, std, out=np.zeros_like(resid), where=std > 0)
     order = np.argsort(depth, kind="stable")
     rows = order[np.linspace(0, order.size - 1, min(CARPET_ROWS, order.size)).astype(int)]
     split = int(np.searchsorted(depth[rows], RIM_MM))
-    return z[rows], split
+    chosen = series[rows].astype(np.float64)
+    t = np.linspace(-1.0, 1.0, chosen.shape[1])
+    design = np.stack([np.ones_like(t), t], axis=1)
+    beta, *_ = np.linalg.lstsq(design, chosen.T, rcond=None)
+    resid = chosen - (design @ beta).T
+    std = resid.std(axis=1, keepdims=True)
+    return np.divide(resid, std, out=np.zeros_like(resid), where=std > 0), split
 
 
 def _trace(ax, values, color, label, threshold=None, start=1):
@@ -112,31 +91,29 @@ def _title(result: QCResult, name: str) -> str:
     return f"{name}\n" + "   |   ".join(parts)
 
 
-def fmri_picture(source, result: QCResult, out_png: Path, *, zooms=None, name: str | None = None) -> Path:
-    """Draw the BOLD QC picture of ``source`` (a NIfTI path, a nibabel image, or the stored
-    4D array with ``zooms``) using ``result`` from :func:`fmri_metrics`; atomic write."""
+def fmri_picture(analysis: FmriAnalysis, out_png: Path, *, name: str = "BOLD") -> Path:
+    """Draw the BOLD QC picture of ``analysis`` (:func:`~datman_flow.qc.fmri.fmri_analysis`, or
+    :func:`~datman_flow.qc.fmri.reanalyse` for a stored result) under the title ``name``;
+    atomic write."""
     out_png = Path(out_png)
-    data, zooms = _series(source, zooms)
-    data, mask = _prepare(data, zooms, result)
-    mean, std = data.mean(axis=3), data.std(axis=3)
+    result, mask, mean, std = analysis.result, analysis.brain, analysis.mean_epi, analysis.std_epi
     slices = _slices(mask)
-    carpet, split = _carpet(data, mask, zooms) if mask.any() else (np.zeros((1, data.shape[3])), 0)
+    n = analysis.series.shape[1]
+    carpet, split = _carpet(analysis.series, mask, analysis.zooms) if mask.any() else (np.zeros((1, n)), 0)
     fd = np.asarray(result.extras.get("fd", []), dtype=float)
     dvars = np.asarray(result.extras.get("dvars_std", []), dtype=float)
-    label = name or (Path(str(source)).name.split(".nii")[0] if isinstance(source, (str, Path)) else "BOLD")
 
     fig = Figure(figsize=(14, 11), dpi=100)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(5, 1, height_ratios=[1.55, 1.55, 0.7, 0.7, 2.6], hspace=0.12,
                             left=0.07, right=0.97, top=0.92, bottom=0.05)
-    fig.suptitle(_title(result, label), fontsize=11)
+    fig.suptitle(_title(result, name), fontsize=11)
     top = float(np.percentile(mean[mask], 99.5)) if mask.any() else float(mean.max() or 1.0)
     _montage(fig, grid[0].subgridspec(1, N_SLICES, wspace=0.02), mean, mask, slices, "gray", top, "mean EPI")
     std_top = float(np.percentile(std[mask], 99)) if mask.any() else float(std.max() or 1.0)
     _montage(fig, grid[1].subgridspec(1, N_SLICES, wspace=0.02), std, mask, slices, "inferno", std_top,
              "temporal std")
 
-    n = data.shape[3]
     ax_fd = fig.add_subplot(grid[2])
     _trace(ax_fd, fd, "#1565c0", "FD (mm)", threshold=FD_THRESHOLD)
     ax_dv = fig.add_subplot(grid[3], sharex=ax_fd)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+import numpy as np
 
 from datman_flow.atomic import write_text_atomic
 from datman_flow.qc.result import QCKind, QCResult
@@ -32,16 +35,35 @@ def companion(nifti: Path, suffix: str) -> Path:
     return nifti.with_name(stem + suffix)
 
 
+@dataclass(frozen=True, eq=False)
+class Measured:
+    """One series' metrics plus what its picture reuses instead of recomputing: for BOLD the
+    :class:`~datman_flow.qc.fmri.FmriAnalysis` (maps, brain mask and brain series, no 4D
+    array), for a T1w the brain mask, otherwise None. Drop it once the picture is drawn."""
+
+    result: QCResult
+    reuse: object | None = None
+
+
 def measure(kind: QCKind, nifti: Path) -> QCResult:
+    """The metrics alone; :func:`analyse` when a picture follows."""
+    return analyse(kind, nifti).result
+
+
+def analyse(kind: QCKind, nifti: Path) -> Measured:
+    """The metrics of one series (``seconds``: their wall time) and what :func:`picture` reuses."""
     started = time.perf_counter()
+    reuse = None
     if kind == "anat":
-        from datman_flow.qc.anat import anat_metrics
+        from datman_flow.qc.anat import anat_analysis
 
-        result = anat_metrics(nifti)
+        analysis = anat_analysis(nifti)
+        result, reuse = analysis.result, analysis.segmentation.brain
     elif kind == "fmri":
-        from datman_flow.qc.fmri import fmri_metrics
+        from datman_flow.qc.fmri import fmri_analysis
 
-        result = fmri_metrics(nifti)
+        reuse = fmri_analysis(nifti)
+        result = reuse.result
     elif kind == "dwi":
         from datman_flow.qc.dwi import dwi_metrics
 
@@ -51,18 +73,25 @@ def measure(kind: QCKind, nifti: Path) -> QCResult:
         result = dwi_metrics(nifti, bval, bvec)
     else:
         raise ValueError(f"unknown QC type {kind!r}: anat, fmri or dwi")
-    return QCResult(result.kind, result.metrics, result.extras, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Measured(QCResult(result.kind, result.metrics, result.extras, seconds=seconds), reuse)
 
 
-def picture(kind: QCKind, nifti: Path, result: QCResult, out_png: Path) -> Path:
+def picture(kind: QCKind, nifti: Path, measured: Measured | QCResult, out_png: Path) -> Path:
+    """The QC picture; from a bare QCResult, a BOLD picture redoes the resampling (not the
+    realignment) and a T1w picture finds a quick brain mask of its own."""
+    result = measured.result if isinstance(measured, Measured) else measured
+    reuse = measured.reuse if isinstance(measured, Measured) else None
     if kind == "anat":
         from datman_flow.qc.anat_picture import anat_picture
 
-        return anat_picture(nifti, None, out_png, result.metrics)
+        return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics)
     if kind == "fmri":
+        from datman_flow.qc.fmri import FmriAnalysis, reanalyse
         from datman_flow.qc.fmri_picture import fmri_picture
 
-        return fmri_picture(nifti, result, out_png)
+        analysis = reuse if isinstance(reuse, FmriAnalysis) else reanalyse(nifti, result)
+        return fmri_picture(analysis, out_png, name=companion(nifti, "").name)
     from datman_flow.qc.dwi_picture import dwi_picture
 
     return dwi_picture(nifti, result, out_png)

@@ -99,14 +99,21 @@ def reslice(data: np.ndarray, params: np.ndarray, zooms, order: int = 1,
     return values
 
 
-def resliced_mean(data: np.ndarray, params: np.ndarray, zooms, order: int = 1) -> np.ndarray:
-    """Mean of the realigned series without holding the whole realigned series in memory."""
+def resliced_moments(data: np.ndarray, params: np.ndarray, zooms, order: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Temporal mean and standard deviation (population, as numpy's) of the realigned series,
+    float32, one volume resampled at a time: the realigned series is never held in memory."""
     total = np.zeros(data.shape[:3], dtype=np.float64)
+    squares = np.zeros(data.shape[:3], dtype=np.float64)
     for n in range(data.shape[3]):
         a, b = _index_affine(rigid_matrix(params[n]), data.shape, zooms)
-        total += ndi.affine_transform(np.asarray(data[..., n], dtype=np.float32), a, offset=b, order=order,
-                                      mode="nearest")
-    return (total / max(data.shape[3], 1)).astype(np.float32)
+        volume = ndi.affine_transform(np.asarray(data[..., n], dtype=np.float32), a, offset=b, order=order,
+                                      mode="nearest").astype(np.float64)
+        total += volume
+        squares += volume * volume
+    count = max(data.shape[3], 1)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def _default_mask(reference: np.ndarray, zooms) -> np.ndarray:
