@@ -1,184 +1,24 @@
 """Write synthetic series as classic single-frame MR DICOM files, as a scanner exports them.
 
 One file per slice (per slice per volume for 4D series), MR Image Storage, Explicit VR Little
-Endian with a preamble and file meta. Every UID is derived from the session label, series
-number and instance number, and every date and time from the session's start, so writing the
-same session twice gives byte-identical files. A tiny Basic Text SR (no pixels) stands in for
-the non-image objects scanners add to a session.
+Endian with a preamble and file meta; the headers come from ``dicom_headers``, so writing the
+same session twice gives byte-identical files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
-from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, UID, generate_uid
+from pydicom.uid import UID
 
+from .dicom_headers import SeriesHeader, SessionHeader, clock, decimal_strings, mr_base
 from .phantom import Grid
-
-MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
-BASIC_TEXT_SR = UID("1.2.840.10008.5.1.4.1.1.88.11")
-
-
-@dataclass(frozen=True)
-class SessionHeader:
-    """What is the same for every file of one scan session."""
-
-    label: str
-    date: str  # YYYYMMDD
-    start_seconds: float  # time of day the session starts, seconds after midnight
-    institution: str = "Centre for Addiction and Mental Health"
-    station: str = "MRC35123"
-    patient_sex: str = "O"
-    patient_age: str = "030Y"
-    patient_weight: float = 70.0
-    body_part: str = "BRAIN"
-    device_serial: str = "166012"
-    software_versions: str = "syngo MR E11"
-
-    def uid(self, *parts: object) -> UID:
-        return generate_uid(entropy_srcs=[self.label, *(str(p) for p in parts)])
-
-
-@dataclass(frozen=True)
-class Acquisition:
-    """MR protocol parameters (times in ms, angles in degrees)."""
-
-    scanning_sequence: tuple[str, ...]
-    sequence_variant: tuple[str, ...]
-    scan_options: tuple[str, ...]
-    acquisition_type: str  # '2D' or '3D'
-    sequence_name: str
-    echo_time: float
-    repetition_time: float
-    flip_angle: float
-    pixel_bandwidth: float
-    echo_train_length: int = 1
-    inversion_time: float | None = None
-    number_of_averages: float = 1.0
-    percent_sampling: float = 100.0
-    percent_phase_fov: float = 100.0
-
-
-@dataclass(frozen=True)
-class SeriesHeader:
-    number: int
-    description: str
-    acquisition: Acquisition
-    start_offset_s: float  # seconds after the session start
-    protocol: str = ""  # ProtocolName; the description when empty
-    image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "ND", "NORM")
-
-    def derived(self, number: int, kind: str) -> "SeriesHeader":
-        """A scanner-derived series computed from this one (e.g. ``kind`` 'FA': an FA map
-        named '<description>_FA' with ImageType DERIVED\\PRIMARY\\FA\\ND\\NORM)."""
-        return replace(
-            self,
-            number=number,
-            description=f"{self.description}_{kind}",
-            protocol=self.protocol or self.description,
-            image_type=("DERIVED", "PRIMARY", kind, "ND", "NORM"),
-            start_offset_s=self.start_offset_s + 5.0,
-        )
-
-
-def _clock(seconds: float) -> str:
-    seconds = round(seconds, 3)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{int(h):02d}{int(m):02d}{s:09.6f}"
-
-
-def _ds(values: Sequence[float]) -> list[str]:
-    """Decimal strings within the 16-character limit of DS."""
-    return [format(round(float(v), 6), ".10g")[:16] for v in values]
-
-
-def _file_dataset(session: SessionHeader, sop_class: UID, number: int) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("", Dataset(), file_meta=meta, preamble=b"\0" * 128)
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = sop_class
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = session.date
-    ds.StudyTime = _clock(session.start_seconds)
-    ds.AccessionNumber = ""
-    ds.Manufacturer = "SIEMENS"
-    ds.InstitutionName = session.institution
-    ds.ReferringPhysicianName = ""
-    ds.StationName = session.station
-    ds.StudyDescription = "Research^SPINS"
-    ds.ManufacturerModelName = "Prisma"
-    ds.PatientName = session.label
-    ds.PatientID = session.label
-    ds.PatientBirthDate = ""
-    ds.PatientSex = session.patient_sex
-    ds.PatientAge = session.patient_age
-    ds.PatientWeight = str(session.patient_weight)
-    ds.DeviceSerialNumber = session.device_serial
-    ds.SoftwareVersions = session.software_versions
-    ds.StudyInstanceUID = session.uid("study")
-    ds.SeriesInstanceUID = session.uid("series", number)
-    ds.StudyID = "1"
-    ds.SeriesNumber = number
-    return ds
-
-
-def _mr_base(session: SessionHeader, series: SeriesHeader, rows: int, cols: int) -> FileDataset:
-    acq = series.acquisition
-    ds = _file_dataset(session, MR_IMAGE_STORAGE, series.number)
-    ds.ImageType = list(series.image_type)
-    ds.SeriesTime = _clock(session.start_seconds + series.start_offset_s)
-    ds.Modality = "MR"
-    ds.SeriesDescription = series.description
-    ds.BodyPartExamined = session.body_part
-    ds.ScanningSequence = list(acq.scanning_sequence)
-    ds.SequenceVariant = list(acq.sequence_variant)
-    ds.ScanOptions = list(acq.scan_options) or ""
-    ds.MRAcquisitionType = acq.acquisition_type
-    ds.SequenceName = acq.sequence_name
-    ds.AngioFlag = "N"
-    ds.RepetitionTime = _ds([acq.repetition_time])[0]
-    ds.EchoTime = _ds([acq.echo_time])[0]
-    if acq.inversion_time is not None:
-        ds.InversionTime = _ds([acq.inversion_time])[0]
-    ds.NumberOfAverages = _ds([acq.number_of_averages])[0]
-    ds.ImagingFrequency = "123.25"
-    ds.ImagedNucleus = "1H"
-    ds.EchoNumbers = 1
-    ds.MagneticFieldStrength = "3"
-    ds.NumberOfPhaseEncodingSteps = rows
-    ds.EchoTrainLength = acq.echo_train_length
-    ds.PercentSampling = _ds([acq.percent_sampling])[0]
-    ds.PercentPhaseFieldOfView = _ds([acq.percent_phase_fov])[0]
-    ds.PixelBandwidth = _ds([acq.pixel_bandwidth])[0]
-    ds.ProtocolName = series.protocol or series.description
-    ds.ReceiveCoilName = "HeadNeck_20"
-    ds.TransmitCoilName = "Body"
-    ds.AcquisitionMatrix = [cols, 0, 0, rows]  # frequency along rows, phase along columns
-    ds.InPlanePhaseEncodingDirection = "COL"
-    ds.FlipAngle = _ds([acq.flip_angle])[0]
-    ds.VariableFlipAngleFlag = "N"
-    ds.PatientPosition = "HFS"
-    ds.FrameOfReferenceUID = session.uid("frame-of-reference")
-    ds.PositionReferenceIndicator = ""
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = rows
-    ds.Columns = cols
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    return ds
 
 
 def slice_times(n_slices: int, tr_s: float) -> np.ndarray:
@@ -216,11 +56,11 @@ def write_series(
     out_dir.mkdir(parents=True, exist_ok=True)
     n_volumes = stacks[0][1].shape[3] if stacks[0][1].ndim == 4 else 1
     rows, cols = stacks[0][1].shape[1], stacks[0][1].shape[0]
-    ds = _mr_base(session, series, rows, cols)
+    ds = mr_base(session, series, rows, cols)
     sample = np.concatenate([np.ravel(s[1])[::5] for s in stacks])
     low, high = np.percentile(sample, [1.0, 99.5])
-    ds.WindowCenter = _ds([(low + high) / 2])[0]
-    ds.WindowWidth = _ds([max(high - low, 1.0)])[0]
+    ds.WindowCenter = decimal_strings([(low + high) / 2])[0]
+    ds.WindowWidth = decimal_strings([max(high - low, 1.0)])[0]
     if n_volumes > 1:
         ds.NumberOfTemporalPositions = n_volumes
     writer = _SliceWriter(ds)
@@ -232,7 +72,7 @@ def write_series(
     for t in range(n_volumes):
         volume_values: dict[str, object] = {
             "AcquisitionNumber": t + 1,
-            "ContentTime": _clock(start + t * tr_s),
+            "ContentTime": clock(start + t * tr_s),
         }
         if n_volumes > 1:
             volume_values["TemporalPositionIdentifier"] = t + 1
@@ -243,10 +83,10 @@ def write_series(
             volume_values["DiffusionGradientOrientation"] = [float(v) for v in bvecs[t]] if b > 0 else [0.0] * 3
         for grid, data in stacks:
             stack_values = {
-                "ImageOrientationPatient": _ds(list(grid.row_cosines) + list(grid.col_cosines)),
-                "PixelSpacing": _ds([grid.spacing[1], grid.spacing[0]]),
-                "SliceThickness": _ds([grid.spacing[2]])[0],
-                "SpacingBetweenSlices": _ds([grid.spacing[2]])[0],
+                "ImageOrientationPatient": decimal_strings(list(grid.row_cosines) + list(grid.col_cosines)),
+                "PixelSpacing": decimal_strings([grid.spacing[1], grid.spacing[0]]),
+                "SliceThickness": decimal_strings([grid.spacing[2]])[0],
+                "SpacingBetweenSlices": decimal_strings([grid.spacing[2]])[0],
             }
             origin, normal = grid.origin(), grid.normal
             step = normal * grid.spacing[2]
@@ -262,10 +102,10 @@ def write_series(
                     {
                         **volume_values,
                         **stack_values,
-                        "AcquisitionTime": _clock(start + t * tr_s + offsets[k]),
+                        "AcquisitionTime": clock(start + t * tr_s + offsets[k]),
                         "InstanceNumber": instance,
-                        "ImagePositionPatient": _ds(position),
-                        "SliceLocation": _ds([float(position @ normal)])[0],
+                        "ImagePositionPatient": decimal_strings(position),
+                        "SliceLocation": decimal_strings([float(position @ normal)])[0],
                         "PixelData": np.ascontiguousarray(volume[:, :, k].T, dtype="<u2").tobytes(),
                     },
                 )
@@ -331,40 +171,3 @@ def _encode(ds: Dataset, tag: int) -> bytes:
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_data_element(fp, ds[tag], encodings=["iso8859"])
     return fp.getvalue()
-
-
-def write_text_sr(
-    out_dir: Path, session: SessionHeader, number: int, description: str, text: str, *, start_offset_s: float
-) -> Path:
-    """A one-item Basic Text SR: a non-image object the pipeline must skip."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ds = _file_dataset(session, BASIC_TEXT_SR, number)
-    ds.SeriesTime = ds.ContentTime = _clock(session.start_seconds + start_offset_s)
-    ds.Modality = "SR"
-    ds.SeriesDescription = description
-    ds.ReferencedPerformedProcedureStepSequence = DicomSequence([])
-    ds.InstanceNumber = 1
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = session.uid("sr", number)
-    ds.ValueType = "CONTAINER"
-    ds.ConceptNameCodeSequence = DicomSequence([_code("18748-4", "LN", "Diagnostic imaging report")])
-    ds.ContinuityOfContent = "SEPARATE"
-    ds.CompletionFlag = "COMPLETE"
-    ds.VerificationFlag = "UNVERIFIED"
-    ds.PerformedProcedureCodeSequence = DicomSequence([])
-    item = Dataset()
-    item.RelationshipType = "CONTAINS"
-    item.ValueType = "TEXT"
-    item.ConceptNameCodeSequence = DicomSequence([_code("121071", "DCM", "Finding")])
-    item.TextValue = text
-    ds.ContentSequence = DicomSequence([item])
-    path = out_dir / f"SR-{number:04d}-00001.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
-def _code(value: str, scheme: str, meaning: str) -> Dataset:
-    code = Dataset()
-    code.CodeValue = value
-    code.CodingSchemeDesignator = scheme
-    code.CodeMeaning = meaning
-    return code

@@ -19,14 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import phantom
-from .dicom_writer import (
-    Acquisition,
-    SeriesHeader,
-    SessionHeader,
-    series_folder_name,
-    write_series,
-    write_text_sr,
-)
+from .dicom_headers import Acquisition, SeriesHeader, SessionHeader
+from .dicom_report import write_text_sr
+from .dicom_writer import series_folder_name, write_series
 
 log = logging.getLogger(__name__)
 
