@@ -10,7 +10,8 @@ The surface here is a tessellated sphere whose vertices move only along their ow
 direction from the centre (a radius per direction): BET's tangential force, which keeps
 vertices evenly spaced, is then not needed, and the mask is a lookup of radius by direction.
 The brain's outer envelope, which is what BET finds too, is star-shaped from its centre.
-Forces per iteration, as in BET: the curvature-dependent smoothing ``f2 * s_n`` and the
+Forces per iteration, as in BET: the curvature-dependent smoothing ``f2 * s_n`` (plus a light
+constant pull, ``SMOOTHING * s_n``, which BET's tangential term provides in effect) and the
 intensity term ``0.05 * f3 * l`` with ``f3 = 2 (I_min - t_l) / (I_max - t_2)`` and
 ``t_l = t_2 + b_t (I_max - t_2)``.
 """
@@ -30,10 +31,10 @@ R_MIN, R_MAX = 3.33, 10.0  # mm: BET's range of curvature radii for the smoothin
 SMOOTHING = 0.1  # added to f2: a light pull of every vertex towards its neighbours' mean
 INWARD_MM = 20.0  # how far inwards the local minimum is looked for (the local max: half)
 START_FRACTION = 0.5  # of the head's equivalent-sphere radius, as BET
-TOP_TO_CENTRE_MM = 70.0
+TOP_TO_CENTRE_MM = 70.0  # from the top of the scalp to the middle of the brain, about
 BRIGHT = 1.8  # intensities above BRIGHT x tm (the brain's median) are fat, not brain
 FIT_VOXEL_MM = 2.0  # the surface is fitted on about 2 mm voxels
-SHADING_MM = 30.0  # sigma of the local mean that flattens coil shading  # from the top of the scalp to the middle of the brain, about
+SHADING_MM = 30.0  # sigma of the local mean that flattens coil shading
 
 
 def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
