@@ -91,3 +91,72 @@ def test_invalid_configuration_skips_the_tick_naming_file_and_line(setup):
     result, _ = tick(instance, settings)
     assert isinstance(result, dg.SkipReason)
     assert "SPINS.yml:" in result.skip_message and "T9" in result.skip_message
+
+
+def run_request(instance, settings, request: dg.RunRequest) -> bool:
+    """What the daemon does with a run request: a real run of the session's assets on the instance."""
+    from datman_flow.defs.partitions import SESSIONS
+    from datman_flow.defs.session_assets import SESSION_ASSETS
+
+    if not instance.has_dynamic_partition(SESSIONS.name, request.partition_key):  # the sensor's request
+        instance.add_dynamic_partitions(SESSIONS.name, [request.partition_key])
+    result = dg.materialize(SESSION_ASSETS, partition_key=request.partition_key, instance=instance,
+                            resources={"datman": settings}, tags=request.tags, raise_on_error=False)
+    return result.success
+
+
+def test_a_failed_transfer_is_retried_then_given_up(setup, tmp_path):
+    xnat, xnat_dir, configs, settings, instance = setup
+    settings = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0])
+    result, cursor = tick(instance, settings)
+    first = {r.partition_key: r for r in result.run_requests}
+    xnat.cut_next_zip(100, times=1000)  # every download of the session is cut short
+    run_request(instance, settings, first["SPN01_CMH_0001_01_01"])
+    xnat.clear_faults()
+    run_request(instance, settings, first["SPN01_CMH_0002_01_01"])  # this one arrives whole
+
+    result, cursor = tick(instance, settings, cursor)  # the delay is 0: due at once
+    assert [(r.run_key, r.tags["datman/retry"]) for r in result.run_requests] == [
+        ("SPN01_CMH_0001_01_01#retry1", "1")]
+    xnat.cut_next_zip(100, times=1000)  # XNAT is still in trouble: the retry fails too
+    run_request(instance, settings, result.run_requests[0])
+    result, cursor = tick(instance, settings, cursor)
+    assert isinstance(result, dg.SkipReason)  # one retry allowed: given up, nothing booked
+    assert "retry" not in result.skip_message
+
+    xnat.clear_faults()
+    second = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0, 0])
+    again = dg.RunRequest(run_key="manual", partition_key="SPN01_CMH_0001_01_01", tags={"datman/source": "sensor"})
+    run_request(instance, second, again)  # re-executed by hand once XNAT is fine: complete, no retry
+    result, _ = tick(instance, second, cursor)
+    assert isinstance(result, dg.SkipReason)
+    rows = query(tmp_path / "data" / "metrics.duckdb", tmp_path / "data" / "store",
+                 "SELECT download_status, count(*) AS n FROM series WHERE session = 'SPN01_CMH_0001_01_01' "
+                 "GROUP BY ALL")
+    assert rows == [{"download_status": "complete", "n": 2}]  # both scans, none failed
+
+
+def test_retries_wait_for_their_time(setup):
+    xnat, xnat_dir, configs, settings, instance = setup
+    result, cursor = tick(instance, settings)  # default delays: 10, 30, 90 minutes
+    xnat.cut_next_zip(100, times=1000)
+    run_request(instance, settings, result.run_requests[0])
+    xnat.clear_faults()
+    result, cursor = tick(instance, settings, cursor)
+    assert isinstance(result, dg.SkipReason) and "1 retry(ies) waiting" in result.skip_message
+    assert '"due"' in cursor and "SPN01_CMH_0001_01_01" in cursor
+
+
+def test_a_cursor_set_by_hand_in_the_old_form_is_understood():
+    from datman_flow.pipeline.poll import PollCursor
+    from datman_flow.pipeline.retry import join_cursor, split_cursor
+
+    by_hand = '{"http://xnat SPINS": {"since": "2026-11-01 00:00:00.000", "recent": {}}}'
+    poll, book = split_cursor(by_hand)
+    assert PollCursor.from_json(poll).projects["http://xnat SPINS"].since == "2026-11-01 00:00:00.000"
+    assert book.due == {} and book.runs_after == ""
+    book.due["A_B_0001_01_01"] = (2, "2026-11-21T10:00:00+00:00")
+    again_poll, again_book = split_cursor(join_cursor(poll, book))
+    assert PollCursor.from_json(again_poll).projects == PollCursor.from_json(poll).projects
+    assert again_book.due == {"A_B_0001_01_01": (2, "2026-11-21T10:00:00+00:00")}
+    assert split_cursor("not json")[1].due == {}

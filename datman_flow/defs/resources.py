@@ -5,6 +5,7 @@ import dagster as dg
 
 from datman_flow.config import LabConfig, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 
 
 class DatmanSettings(dg.ConfigurableResource):
@@ -12,6 +13,7 @@ class DatmanSettings(dg.ConfigurableResource):
 
     config_dir: str = ""
     data_dir: str = ""
+    retry_delays_minutes: list[int] = list(DEFAULT_DELAYS_MINUTES)  # the sensor's retries of failed transfers
 
     def load_config(self) -> LabConfig:
         return load_config(config_dir_from(self.config_dir or None))

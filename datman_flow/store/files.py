@@ -60,3 +60,14 @@ def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterab
         return target
     write_parquet(target, table, rows)
     return target
+
+
+def read_session_rows(store_dir: Path, table: str, session: str) -> list[dict[str, object]]:
+    """What `session` has in `table` (one file; parts are not read), or [] when it has nothing."""
+    source = store_dir / table / session_file_name(session)
+    if not source.exists():
+        return []
+    with duckdb.connect() as con:
+        cursor = con.execute("SELECT * FROM read_parquet(?)", [str(source)])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]

@@ -97,6 +97,10 @@ class XnatEmulator:
         """In each of the next n zips, one member's bytes are flipped (its MD5 changes)."""
         self.faults.corrupt_next_file(n)
 
+    def clear_faults(self) -> None:
+        """Drop every pending fault: the server is well again."""
+        self.faults.clear()
+
     def expire_sessions(self) -> None:
         """Every JSESSIONID handed out so far becomes invalid."""
         with self._lock:

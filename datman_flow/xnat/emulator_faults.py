@@ -37,6 +37,13 @@ class FaultState:
         with self._lock:
             self._corrupt += n
 
+    def clear(self) -> None:
+        """Drop every pending fault: the server is well again."""
+        with self._lock:
+            self._fail.clear()
+            self._cuts.clear()
+            self._garbage = self._corrupt = 0
+
     # consuming -------------------------------------------------------------------------
     def take_failure(self) -> int | None:
         with self._lock:
