@@ -50,7 +50,8 @@ def book_retries(context: dg.SensorEvaluationContext, datman: DatmanSettings, bo
 
 @dg.sensor(job=ingest_session_job, minimum_interval_seconds=POLL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Polls every configured XNAT project for sessions inserted since the cursor.")
+           description="Polls every configured XNAT project for sessions inserted since the cursor; "
+                       "runs again, after 10, 30 and 90 minutes, sessions whose transfer from XNAT failed.")
 def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSettings):
     try:
         config = datman.load_config()
