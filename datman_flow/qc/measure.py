@@ -45,11 +45,6 @@ class Measured:
     reuse: object | None = None
 
 
-def measure(kind: QCKind, nifti: Path) -> QCResult:
-    """The metrics alone; :func:`analyse` when a picture follows."""
-    return analyse(kind, nifti).result
-
-
 def analyse(kind: QCKind, nifti: Path) -> Measured:
     """The metrics of one series (``seconds``: their wall time) and what :func:`picture` reuses."""
     started = time.perf_counter()

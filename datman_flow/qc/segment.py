@@ -194,10 +194,17 @@ def rough_brain(data: np.ndarray, zooms, head: np.ndarray) -> tuple[np.ndarray, 
     return mask, smooth, surface
 
 
+def _clean(data) -> np.ndarray:
+    """A float32 copy with NaN as 0 and nothing negative (one copy, not one per step)."""
+    out = np.nan_to_num(np.array(data, dtype=np.float32, copy=True), copy=False)
+    np.clip(out, 0.0, None, out=out)
+    return out
+
+
 def quick_brain_mask(data: np.ndarray, zooms) -> np.ndarray:
     """A brain mask without the segmentation (about a third of the time), for pictures."""
     zooms = tuple(float(z) for z in zooms[:3])
-    data = np.clip(np.nan_to_num(np.asarray(data, dtype=np.float32)), 0.0, None)
+    data = _clean(data)
     return rough_brain(data, zooms, head_mask(data, zooms))[0]
 
 
@@ -208,7 +215,7 @@ def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segm
     mixture and the bias field; the surface is fitted again on the bias-corrected image, the
     brain grown through the CSF towards the skull, and the mixture and field fitted again."""
     zooms = tuple(float(z) for z in zooms[:3])
-    data = np.clip(np.nan_to_num(np.asarray(data, dtype=np.float32)), 0.0, None)
+    data = _clean(data)
     if head is None:
         head = head_mask(data, zooms)
     rough, smooth, surface = rough_brain(data, zooms, head)
