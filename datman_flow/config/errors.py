@@ -7,13 +7,14 @@ plain-language message (with a `did you mean` suggestion for typos).
 
 from __future__ import annotations
 
-import difflib
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+
+from datman_flow.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from datman_flow.config.yaml_lines import YamlDoc
@@ -45,15 +46,6 @@ def dotted(path: Sequence[str | int]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
-
-
-def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    """' (did you mean 'x'?)' for the closest choice (case-insensitive), or ''."""
-    by_lower: dict[str, str] = {}
-    for choice in choices:
-        by_lower.setdefault(choice.lower(), choice)
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=cutoff)
-    return f" (did you mean '{by_lower[close[0]]}'?)" if close else ""
 
 
 def describe(value: Any) -> str:

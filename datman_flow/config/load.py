@@ -19,11 +19,12 @@ from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 from pydicom.datadict import keyword_dict
 
-from datman_flow.config.errors import ConfigError, ConfigIssue, did_you_mean, issues_from_validation
+from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
+from datman_flow.suggest import did_you_mean
 
 URL_ENV = "DATMAN_XNAT_URL"
 TAGS_FILE = "tags.yml"
@@ -247,12 +248,8 @@ def _load_study(path: Path, registry: set[str] | None, url: str | None,
 def _effective_rules(study: dict[str, _Rule] | None, site: dict[str, _Rule] | None) -> dict[str, TagRule]:
     """Study-level rules, replaced tag by tag by the site's."""
     rules = {**(study or {}), **(site or {})}
-    return {tag: TagRule(tag=tag, match=rule.match, count=rule.count, header_check=layer(rule.header_check))
+    return {tag: TagRule(tag=tag, match=rule.match, count=rule.count, header_check=rule.header_check)
             for tag, rule in rules.items()}
-
-
-def layer(block: HeaderCheckYaml | None) -> dict | None:
-    return block.model_dump(exclude_none=True) if block is not None else None
 
 
 def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
@@ -267,8 +264,8 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
             xnat_project=site.xnat_project or raw.xnat.project,
             tags=_effective_rules(raw.tags, site.tags),
             phantom_tags=phantom,
-            header_check=layer(site.header_check),
+            header_check=site.header_check,
         )
-    return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=layer(raw.header_check),
+    return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=raw.header_check,
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project), sites=sites)
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
+from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
+
 QcKind = Literal["anat", "fmri", "dwi", "ignore"]
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,7 +46,7 @@ class TagRule(BaseModel):
     tag: str
     match: dict[str, Patterns]  # DICOM keyword -> regexes (any of them)
     count: int = Field(1, ge=0)
-    header_check: dict[str, Any] | None = None  # this tag's header_check layer (validated by the loader)
+    header_check: HeaderCheckYaml | None = None  # this tag's header_check layer
     _compiled: dict[str, tuple[re.Pattern[str], ...]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -94,7 +96,7 @@ class SiteConfig(BaseModel):
     xnat_project: str  # the site's override, else the study's xnat.project
     tags: dict[str, TagRule]  # effective rules: study rules, replaced tag by tag by the site's
     phantom_tags: dict[str, TagRule] | None = None  # rules for phantom sessions; None: the same as tags
-    header_check: dict[str, Any] | None = None  # the site's header_check layer
+    header_check: HeaderCheckYaml | None = None  # the site's header_check layer
 
     def rules_for(self, is_phantom: bool) -> dict[str, TagRule]:
         """The rules (and expected counts) for a participant or a phantom session of this site."""
@@ -108,13 +110,14 @@ class StudyConfig(BaseModel):
     xnat: XnatConfig  # url with DATMAN_XNAT_URL applied
     sites: dict[str, SiteConfig]
     source: Path  # the study's YAML file
-    header_check: dict[str, Any] | None = None  # the study's header_check layer
+    header_check: HeaderCheckYaml | None = None  # the study's header_check layer
 
-    def header_layers(self, site: str, tag: str) -> list[dict[str, Any] | None]:
-        """The header_check layers for one site and tag, in override order study < site < tag."""
+    def header_settings(self, site: str, tag: str) -> HeaderCheckSettings:
+        """The header check for one site and tag: the built-in defaults, then the study's,
+        the site's and the tag's `header_check:` layers (drift/settings.py says how they merge)."""
         site_config = self.sites[site]
         rule = site_config.tags.get(tag) or (site_config.phantom_tags or {}).get(tag)
-        return [self.header_check, site_config.header_check, rule.header_check if rule else None]
+        return merge(self.header_check, site_config.header_check, rule.header_check if rule else None)
 
 
 class LabConfig(BaseModel):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from datman_flow.config.errors import did_you_mean
+from datman_flow.suggest import did_you_mean
 from datman_flow.drift.parameters import KNOWN_FIELDS, extract_parameters, normalise_parameters
 
 GOLD_DIR = "gold"

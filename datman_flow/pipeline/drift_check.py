@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datman_flow.drift import (Finding, GoldStandardError, compare_parameters, extract_parameters, find_gold,
-                               gold_path, merge, provisional_reference)
+                               gold_path, provisional_reference)
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.records import CheckRecord, SeriesRecord
 
@@ -81,7 +81,7 @@ def reference_for(target: SessionTarget, tag: str, config_dir: Path, history: Hi
 
 
 def check_series(target: SessionTarget, record: SeriesRecord, config_dir: Path, history: History) -> SeriesDrift:
-    settings = merge(*target.study.header_layers(target.site.code, record.tag))
+    settings = target.study.header_settings(target.site.code, record.tag)
     try:
         parameters = extract_parameters(Path(record.nifti_path),
                                         dicom=Path(record.dicom_kept) if record.dicom_kept else None)
