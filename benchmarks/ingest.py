@@ -76,10 +76,10 @@ def main() -> int:
     from datman_flow.dicom.convert import find_dcm2niix
     from datman_flow.dicom.index import index_session
     from datman_flow.dicom.session_convert import convert_session
-    from datman_flow.ingest import run_session
+    from datman_flow.defs.runner import run_session
     from datman_flow.layout import DataLayout
     from datman_flow.drift import find_gold, promote
-    from datman_flow.pipeline.drift_check import check_header_drift
+    from datman_flow.pipeline.drift import check_header_drift
     from datman_flow.pipeline.pull import pull_session
     from datman_flow.pipeline.resolve import resolve_session
     from datman_flow.xnat import XnatClient

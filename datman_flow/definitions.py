@@ -3,7 +3,7 @@
 import dagster as dg
 
 from datman_flow.defs.jobs import ingest_session_job
-from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.defs.study_assets import compliance_after_ingest, protocol_compliance, refresh_compliance_job
@@ -14,6 +14,6 @@ defs = dg.Definitions(
     assets=[*SESSION_ASSETS, protocol_compliance],
     jobs=[ingest_session_job, refresh_compliance_job],
     sensors=[new_xnat_sessions, compliance_after_ingest],
-    resources={"datman": DatmanSettings()},
+    resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},
     executor=dg.in_process_executor,
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datman_flow.naming import ScanId
+from datman_flow.store.metric_store import MetricStore
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_CONFIG_DIR = "configs"
@@ -42,10 +43,6 @@ class DataLayout:
         return self.root / "dcm" / scan_id.subject_dir
 
     @property
-    def store(self) -> Path:
-        """Per-session Parquet files, one folder per table."""
-        return self.root / "store"
-
-    @property
-    def metrics_db(self) -> Path:
-        return self.root / "metrics.duckdb"
+    def metric_store(self) -> MetricStore:
+        """<data>/metrics.duckdb (views) over <data>/store/<table>/<session>.parquet."""
+        return MetricStore.under(self.root)

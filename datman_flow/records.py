@@ -1,8 +1,9 @@
-"""Plain records that flow between the stages and into the metric store."""
+"""Plain records that flow between the stages of a session (pull -> index -> convert); the
+store's rows are in store/rows.py."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -35,50 +36,6 @@ class SeriesRecord:
 
     def with_changes(self, **changes: object) -> "SeriesRecord":
         return replace(self, **changes)
-
-    def as_row(self) -> dict[str, object]:
-        row = asdict(self)
-        row["bad_files"] = list(self.bad_files)
-        row["outputs"] = list(self.outputs)
-        return row
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    session: str
-    study: str
-    site: str
-    subject: str
-    timepoint: str | None
-    repeat: str | None
-    is_phantom: bool
-    xnat_project: str
-    xnat_id: str
-    insert_date: str
-    ingested_at: str
-    status: str  # ingesting | ingested | partial | failed | rejected
-    reason: str = ""
-    scan_date: str = ""  # the session's date on XNAT (DICOM StudyDate)
-
-    def as_row(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    session: str
-    check_name: str
-    tag: str | None
-    passed: bool
-    expected: int | None
-    found: int | None
-    detail: str = ""
-    series: tuple[str, ...] = field(default=())
-
-    def as_row(self) -> dict[str, object]:
-        row = asdict(self)
-        row["series"] = list(self.series)
-        return row
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from datman_flow.ingest import SessionRun, run_session
+from datman_flow.defs.runner import SessionRun, run_session
 from datman_flow.samples import write_sample_sessions
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import dagster as dg
 import nibabel as nib
 import pytest
 
-from datman_flow.ingest import run_session
+from datman_flow.defs.runner import run_session
 from datman_flow.store import query
 from datman_flow.xnat import XnatEmulator
 from real_sessions import SESSIONS, link_session, write_configs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.store import query
 from datman_flow.xnat import XnatEmulator
@@ -41,7 +41,8 @@ def setup(tmp_path, monkeypatch):
 
 
 def tick(instance, settings, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"datman": settings})
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"datman": settings, "xnat": XnatResource(user="u", password="p")})
     result = new_xnat_sessions(context)
     return result, context.cursor if not isinstance(result, dg.SensorResult) else result.cursor
 
@@ -101,7 +102,8 @@ def run_request(instance, settings, request: dg.RunRequest) -> bool:
     if not instance.has_dynamic_partition(SESSIONS.name, request.partition_key):  # the sensor's request
         instance.add_dynamic_partitions(SESSIONS.name, [request.partition_key])
     result = dg.materialize(SESSION_ASSETS, partition_key=request.partition_key, instance=instance,
-                            resources={"datman": settings}, tags=request.tags, raise_on_error=False)
+                            resources={"datman": settings, "xnat": XnatResource(user="u", password="p")},
+                            tags=request.tags, raise_on_error=False)
     return result.success
 
 
@@ -147,16 +149,21 @@ def test_retries_wait_for_their_time(setup):
     assert '"due"' in cursor and "SPN01_CMH_0001_01_01" in cursor
 
 
-def test_a_cursor_set_by_hand_in_the_old_form_is_understood():
+def test_a_cursor_set_by_hand_in_an_older_form_is_understood():
     from datman_flow.pipeline.poll import PollCursor
-    from datman_flow.pipeline.retry import join_cursor, split_cursor
+    from datman_flow.pipeline.watch import WatchState
 
     by_hand = '{"http://xnat SPINS": {"since": "2026-11-01 00:00:00.000", "recent": {}}}'
-    poll, book = split_cursor(by_hand)
-    assert PollCursor.from_json(poll).projects["http://xnat SPINS"].since == "2026-11-01 00:00:00.000"
-    assert book.due == {} and book.runs_after == ""
-    book.due["A_B_0001_01_01"] = (2, "2026-11-21T10:00:00+00:00")
-    again_poll, again_book = split_cursor(join_cursor(poll, book))
-    assert PollCursor.from_json(again_poll).projects == PollCursor.from_json(poll).projects
-    assert again_book.due == {"A_B_0001_01_01": (2, "2026-11-21T10:00:00+00:00")}
-    assert split_cursor("not json")[1].due == {}
+    state = WatchState.from_json(by_hand)
+    assert state.poll.projects["http://xnat SPINS"].since == "2026-11-01 00:00:00.000"
+    assert state.retries.due == {} and state.retries.runs_after == ""
+    state.retries.due["A_B_0001_01_01"] = (2, "2026-11-21T10:00:00+00:00")
+    again = WatchState.from_json(state.to_json())
+    assert again.poll.projects == PollCursor.from_json(by_hand).projects
+    assert again.retries.due == {"A_B_0001_01_01": (2, "2026-11-21T10:00:00+00:00")}
+    assert WatchState.from_json("not json").retries.due == {}
+    # `ingest --new`'s file before the CLI and the sensor shared one implementation
+    cli = WatchState.from_json('{"cursor": ' + by_hand + ', "retry": ["A_B_0002_01_01"]}')
+    assert cli.poll.projects == again.poll.projects and list(cli.retries.due) == ["A_B_0002_01_01"]
+    from datetime import datetime, timezone
+    assert cli.retries.take_due(datetime.now(timezone.utc)) == [("A_B_0002_01_01", 1)]  # as the sensor and CLI ask

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from datman_flow.config import TagRule
-from datman_flow.records import CheckRecord, SeriesRecord
+from datman_flow.records import SeriesRecord
+from datman_flow.store.rows import CheckRow
 
 CHECK_NAME = "expected_series"
 
@@ -15,16 +16,16 @@ CHECK_NAME = "expected_series"
 @dataclass(frozen=True)
 class ExpectedSeriesResult:
     passed: bool
-    rows: tuple[CheckRecord, ...]  # one per tag the site expects (or found)
+    rows: tuple[CheckRow, ...]  # one per tag the site expects (or found)
     untagged: tuple[SeriesRecord, ...]
     failed_downloads: tuple[SeriesRecord, ...]
 
     @property
-    def missing(self) -> list[CheckRecord]:
+    def missing(self) -> list[CheckRow]:
         return [row for row in self.rows if (row.found or 0) < (row.expected or 0)]
 
     @property
-    def extra(self) -> list[CheckRecord]:
+    def extra(self) -> list[CheckRow]:
         return [row for row in self.rows if (row.found or 0) > (row.expected or 0)]
 
     def summary(self) -> str:
@@ -54,7 +55,7 @@ def check_expected_series(session: str, series: Sequence[SeriesRecord],
             detail = f"extra {len(found) - expected}: series {', '.join(numbers)}"
         else:
             detail = "ok"
-        rows.append(CheckRecord(session=session, check_name=CHECK_NAME, tag=tag, passed=len(found) == expected,
+        rows.append(CheckRow(session=session, check_name=CHECK_NAME, tag=tag, passed=len(found) == expected,
                                 expected=expected, found=len(found), detail=detail, series=numbers))
     untagged = tuple(r for r in series if not r.tag and r.download_status == "complete")
     failed = tuple(r for r in series if r.download_status != "complete")

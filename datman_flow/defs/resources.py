@@ -1,22 +1,67 @@
-"""The one resource: where the configs and the data live (read when a run or tick starts)."""
+"""The resources: where the configs and the data live (the configuration read once per run
+or sensor tick), and the credentials for the lab's XNAT servers."""
 
+from __future__ import annotations
 
 import dagster as dg
+from pydantic import PrivateAttr
 
-from datman_flow.config import LabConfig, load_config
+from datman_flow.config import ConfigError, LabConfig, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
+from datman_flow.xnat import XnatClient
 
 
 class DatmanSettings(dg.ConfigurableResource):
-    """Empty values mean: env DATMAN_CONFIG_DIR / DATMAN_DATA_DIR, else ./configs and ./data."""
+    """Empty values mean: env DATMAN_CONFIG_DIR / DATMAN_DATA_DIR, else ./configs and ./data.
+
+    The YAML is read when a run (or a sensor tick) starts, once: every asset of the run sees
+    the same configuration, and an edited YAML takes effect on the next run."""
 
     config_dir: str = ""
     data_dir: str = ""
-    retry_delays_minutes: list[int] = list(DEFAULT_DELAYS_MINUTES)  # the sensor's retries of failed transfers
+    retry_delays_minutes: list[int] = list(DEFAULT_DELAYS_MINUTES)  # retries of failed transfers
+    _config: LabConfig | None = PrivateAttr(default=None)
+    _config_error: ConfigError | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        try:
+            self._config = load_config(config_dir_from(self.config_dir or None))
+        except ConfigError as exc:  # said where the configuration is used, with every file:line
+            self._config_error = exc
 
     def load_config(self) -> LabConfig:
-        return load_config(config_dir_from(self.config_dir or None))
+        """This run's configuration (ConfigError when the YAML is invalid)."""
+        if self._config_error is not None:
+            raise self._config_error
+        if self._config is None:  # not set up for a run: read now, and again next time
+            return load_config(config_dir_from(self.config_dir or None))
+        return self._config
+
+    def session(self, label: str) -> SessionTarget:
+        """The study and site rules for a session label; dg.Failure with the reason when refused."""
+        try:
+            return resolve_session(self.load_config(), label)
+        except (SessionRejected, ConfigError) as exc:
+            raise dg.Failure(description=str(exc)) from None
 
     def layout(self) -> DataLayout:
         return DataLayout(data_dir_from(self.data_dir or None))
+
+
+class XnatResource(dg.ConfigurableResource):
+    """Credentials for the lab's XNAT servers (each study names its server's URL in its YAML).
+
+    In the code location they come from the environment (XNAT_USER, XNAT_PASS) through
+    dg.EnvVar: read when a run starts, never shown in the UI."""
+
+    user: str
+    password: str
+
+    def client(self, url: str) -> XnatClient:
+        return XnatClient(url, self.user, self.password)
+
+
+def xnat_from_env() -> XnatResource:
+    return XnatResource(user=dg.EnvVar("XNAT_USER"), password=dg.EnvVar("XNAT_PASS"))

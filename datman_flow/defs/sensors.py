@@ -1,5 +1,6 @@
 """The sensor that notices new sessions on XNAT and requests one run per session, and runs
-again, after a growing delay, the sessions whose transfer from XNAT failed."""
+again, after a growing delay, the sessions whose transfer from XNAT failed (the watching
+itself is pipeline/watch.py, shared with `datman-flow ingest --new`)."""
 
 from datetime import datetime, timezone
 
@@ -8,21 +9,20 @@ import dagster as dg
 from datman_flow.config import ConfigError
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.partitions import SESSIONS
-from datman_flow.defs.resources import DatmanSettings
-from datman_flow.pipeline import record
-from datman_flow.pipeline.poll import PollCursor, poll_new_sessions
-from datman_flow.pipeline.retry import RETRY_TAG, RetryBook, join_cursor, split_cursor, transfer_trouble
-from datman_flow.xnat import XnatClient, XnatError
+from datman_flow.defs.resources import DatmanSettings, XnatResource
+from datman_flow.pipeline import watch
+from datman_flow.pipeline.retry import RETRY_TAG
+from datman_flow.xnat import XnatError
 
 POLL_SECONDS = 30
 SOURCE_TAG = {"datman/source": "sensor"}
 
 
-def book_retries(context: dg.SensorEvaluationContext, datman: DatmanSettings, book: RetryBook,
-                 now: datetime) -> None:
-    """Look at the sensor's runs that finished since the last tick; book a retry for each whose
-    transfer from XNAT failed, or log that the retries are used up. The first tick looks back
-    no further than itself."""
+def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSettings, state: watch.WatchState,
+                         now: datetime) -> None:
+    """Report the sensor's runs that finished since the last tick (a retry is booked for each
+    whose transfer from XNAT failed). The first tick looks back no further than itself."""
+    book = state.retries
     if not book.runs_after:
         book.runs_after = now.isoformat()
         return
@@ -30,64 +30,52 @@ def book_retries(context: dg.SensorEvaluationContext, datman: DatmanSettings, bo
         filters=dg.RunsFilter(tags=SOURCE_TAG, updated_after=datetime.fromisoformat(book.runs_after),
                               statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]),
         order_by="update_timestamp", ascending=True, limit=200)
-    layout = datman.layout()
+    layout, delays = datman.layout(), tuple(datman.retry_delays_minutes)
     for rec in records:
         finished = rec.update_timestamp.astimezone(timezone.utc)
         book.runs_after = max(datetime.fromisoformat(book.runs_after), finished).isoformat()
-        run = rec.dagster_run
-        label = run.tags.get("dagster/partition", "")
-        trouble = transfer_trouble(layout, label) if label else None
-        if not trouble or label in book.due:
-            continue
-        attempts = int(run.tags.get(RETRY_TAG, "0") or 0)
-        when = book.schedule(label, attempts, now, tuple(datman.retry_delays_minutes))
-        if when is None:
-            context.log.warning(f"session {label!r}: {trouble}; given up after {attempts} retries "
-                                f"(re-execute it from the UI once XNAT is fine)")
-        else:
-            context.log.info(f"session {label!r}: {trouble}; retry {attempts + 1} at {when:%H:%M} UTC")
+        label = rec.dagster_run.tags.get("dagster/partition", "")
+        attempts = int(rec.dagster_run.tags.get(RETRY_TAG, "0") or 0)
+        note = watch.finished(state, layout, label, attempts, now, delays) if label else None
+        if note:
+            (context.log.warning if note.gave_up else context.log.info)(note.message)
 
 
 @dg.sensor(job=ingest_session_job, minimum_interval_seconds=POLL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Polls every configured XNAT project for sessions inserted since the cursor; "
                        "runs again, after 10, 30 and 90 minutes, sessions whose transfer from XNAT failed.")
-def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSettings):
+def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSettings, xnat: XnatResource):
     try:
         config = datman.load_config()
     except ConfigError as exc:
         return dg.SkipReason(f"configuration is invalid, fix it and the next tick goes on:\n{exc}")
-    poll_json, book = split_cursor(context.cursor)
-    cursor = PollCursor.from_json(poll_json)
+    state = watch.WatchState.from_json(context.cursor)
     now = datetime.now(timezone.utc)
-    book_retries(context, datman, book, now)
+    report_finished_runs(context, datman, state, now)
     try:
-        result = poll_new_sessions(config, cursor, XnatClient.from_env)
+        found = watch.look(config, state, xnat.client, datman.layout(), now)
     except XnatError as exc:
-        context.update_cursor(join_cursor(cursor.to_json(), book))  # retries wait for XNAT too
+        context.update_cursor(state.to_json())  # retries wait for XNAT too
         return dg.SkipReason(f"XNAT unavailable or answering garbage, tick skipped: {exc}")
-    retries = [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label,
-                             tags={**SOURCE_TAG, RETRY_TAG: str(attempt)})
-               for label, attempt in book.take_due(now)]
-    layout = datman.layout()
-    for error in result.errors:
+    for error in found.errors:
         context.log.warning(error)
-    for rejected in result.rejected:
+    for rejected in found.rejected:
         exp = rejected.experiment
         context.log.warning(f"session {exp.label!r} ({exp.project}) not ingested: {rejected.reason}")
-        record.record_session(layout, record.rejected_record(exp.label, exp.project, exp.id, exp.insert_date,
-                                                             rejected.reason))
-    labels = [new.target.label for new in result.new]
-    new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
-    if not labels and not retries:
-        context.update_cursor(join_cursor(result.cursor.to_json(), book))
-        problems = "".join(f"; {error}" for error in result.errors)
-        waiting = f", {len(book.due)} retry(ies) waiting" if book.due else ""
-        return dg.SkipReason(f"no new sessions ({result.listed} listed, {len(result.rejected)} rejected"
+    if not found.new and not found.retries:
+        context.update_cursor(state.to_json())
+        problems = "".join(f"; {error}" for error in found.errors)
+        waiting = f", {len(state.retries.due)} retry(ies) waiting" if state.retries.due else ""
+        return dg.SkipReason(f"no new sessions ({found.listed} listed, {len(found.rejected)} rejected"
                              f"{waiting}){problems}")
+    labels = [new.target.label for new in found.new]
+    new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=label, partition_key=label, tags={**SOURCE_TAG, "xnat_id": new.experiment.id})
-                      for label, new in zip(labels, result.new)] + retries,
+        run_requests=[dg.RunRequest(run_key=new.target.label, partition_key=new.target.label,
+                                    tags={**SOURCE_TAG, "xnat_id": new.experiment.id}) for new in found.new]
+        + [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label,
+                         tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries],
         dynamic_partitions_requests=[SESSIONS.build_add_request(new_labels)] if new_labels else [],
-        cursor=join_cursor(result.cursor.to_json(), book),
+        cursor=state.to_json(),
     )

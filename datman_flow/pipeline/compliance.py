@@ -1,15 +1,17 @@
 """Study-wide protocol compliance: per site and tag, how many sessions comply, which parameter
 drifted, when it first changed and in which session (the first session after a software upgrade
-is the one a lab asks about). Computed from the metric store."""
+is the one a lab asks about). Computed from the metric store's recorded parameters and findings."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from datman_flow.pipeline.summary import markdown_table
-from datman_flow.store import query
+from datman_flow.config import LabConfig
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline.summary import Markdown, markdown_table
+from datman_flow.store import MetricStore
+from datman_flow.store.queries import RecordedDiff, checked_series, recorded_diffs
 
 KIND_ORDER = {"software_upgrade": 0, "changed": 1, "missing": 2, "unexpected": 3}
 
@@ -35,38 +37,23 @@ class TagCompliance:
     drifts: list[Drift] = field(default_factory=list)
 
 
-SESSIONS_SQL = """
-SELECT p.site, p.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, p.session
-FROM header_parameters p JOIN sessions s USING (session)
-WHERE p.study = ? GROUP BY ALL"""
-
-DIFFS_SQL = """
-SELECT p.site, d.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, d.session, d.field, d.kind,
-       d.expected, d.actual, d.provisional, coalesce(nullif(s.scan_date, ''), s.insert_date) AS first_date
-FROM header_diffs d JOIN sessions s USING (session)
-JOIN (SELECT DISTINCT session, site FROM header_parameters WHERE study = ?) p USING (session)
-ORDER BY first_date, s.insert_date, d.session"""
-
-
-def study_compliance(db_path: Path, store_dir: Path, study: str) -> list[TagCompliance]:
+def study_compliance(store: MetricStore, study: str) -> list[TagCompliance]:
     by_key: dict[tuple[str, str], TagCompliance] = {}
-    for row in query(db_path, store_dir, SESSIONS_SQL, [study]):
-        entry = by_key.setdefault((row["site"], row["tag"]), TagCompliance(row["site"], row["tag"]))
+    for checked in checked_series(store, study):
+        entry = by_key.setdefault((checked.site, checked.tag), TagCompliance(checked.site, checked.tag))
         entry.sessions += 1
     drifted: dict[tuple[str, str], set[str]] = {}
-    firsts: dict[tuple[str, str, str, str], dict] = {}
+    firsts: dict[tuple[str, str, str, str], RecordedDiff] = {}
     counts: dict[tuple[str, str, str, str], set[str]] = {}
-    for row in query(db_path, store_dir, DIFFS_SQL, [study]):
-        key = (row["site"], row["tag"])
-        drifted.setdefault(key, set()).add(row["session"])
-        finding = (row["site"], row["tag"], row["field"], row["kind"])
-        firsts.setdefault(finding, row)
-        counts.setdefault(finding, set()).add(row["session"])
-    for (site, tag, name, kind), row in firsts.items():
+    for diff in recorded_diffs(store, study):
+        drifted.setdefault((diff.site, diff.tag), set()).add(diff.session)
+        finding = (diff.site, diff.tag, diff.field, diff.kind)
+        firsts.setdefault(finding, diff)
+        counts.setdefault(finding, set()).add(diff.session)
+    for (site, tag, name, kind), diff in firsts.items():
         entry = by_key.setdefault((site, tag), TagCompliance(site, tag))
-        entry.drifts.append(Drift(name, kind, len(counts[(site, tag, name, kind)]), row["session"],
-                                  row["first_date"] or "", json.loads(row["expected"]), json.loads(row["actual"]),
-                                  bool(row["provisional"])))
+        entry.drifts.append(Drift(name, kind, len(counts[(site, tag, name, kind)]), diff.session, diff.scan_date,
+                                  diff.expected, diff.actual, diff.provisional))
     for key, entry in by_key.items():
         entry.complying = entry.sessions - len(drifted.get(key, set()))
         entry.drifts.sort(key=lambda d: (KIND_ORDER.get(d.kind, 9), d.first_date, d.field))
@@ -90,18 +77,31 @@ def compliance_rows(report: list[TagCompliance]) -> list[tuple[object, ...]]:
     return rows
 
 
+NOTHING_YET = "no converted series recorded yet"
 HEADERS = ["site", "tag", "complying", "drifted parameter", "kind", "sessions", "first changed in", "change"]
 
 
-def compliance_markdown(report: list[TagCompliance]) -> str:
-    return markdown_table(HEADERS, compliance_rows(report)) if report else "no converted series recorded yet"
+def compliance_markdown(report: list[TagCompliance]) -> Markdown:
+    return markdown_table(HEADERS, compliance_rows(report)) if report else Markdown(NOTHING_YET)
 
 
-def compliance_text(report: list[TagCompliance]) -> str:
-    rows = [tuple(str(v) for v in row) for row in compliance_rows(report)]
-    if not rows:
-        return "no converted series recorded yet"
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class ComplianceReports:
+    """Every configured study's compliance report."""
+
+    by_study: dict[str, list[TagCompliance]]
+
+    def upgrade_warnings(self) -> list[str]:
+        return [f"{code} {entry.site} {entry.tag}: software upgrade {d.expected} -> {d.actual}, "
+                f"first in {d.first_session} ({d.first_date})"
+                for code, report in self.by_study.items() for entry in report for d in entry.drifts
+                if d.kind == "software_upgrade"]
+
+    def metadata(self) -> dict[str, object]:
+        out: dict[str, object] = {code: compliance_markdown(report) for code, report in self.by_study.items()}
+        out["drifted_parameters"] = sum(len(e.drifts) for report in self.by_study.values() for e in report)
+        return out
+
+
+def compliance_step(config: LabConfig, layout: DataLayout) -> ComplianceReports:
+    return ComplianceReports({code: study_compliance(layout.metric_store, code) for code in sorted(config.studies)})

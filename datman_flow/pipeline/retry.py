@@ -9,12 +9,11 @@ fails, a blocking drift check) are not retried; they need a person.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from datman_flow.layout import DataLayout
-from datman_flow.store.files import read_session_rows
+from datman_flow.store import SeriesRow, SessionRow
 
 DEFAULT_DELAYS_MINUTES = (10, 30, 90)
 RETRY_TAG = "datman/retry"  # on a retry's run: which attempt it is (1, 2, ...)
@@ -22,11 +21,11 @@ RETRY_TAG = "datman/retry"  # on a retry's run: which attempt it is (1, 2, ...)
 
 def transfer_trouble(layout: DataLayout, label: str) -> str | None:
     """Why the session's last run did not get all of its data from XNAT, or None."""
-    for row in read_session_rows(layout.store, "sessions", label):
-        if row.get("status") == "failed":
-            return str(row.get("reason") or "the pull failed")
-    failed = [str(row.get("scan_id")) for row in read_session_rows(layout.store, "series", label)
-              if row.get("download_status") == "failed"]
+    store = layout.metric_store
+    for session in store.read(SessionRow, label):
+        if session.status == "failed":
+            return session.reason or "the pull failed"
+    failed = [series.scan_id for series in store.read(SeriesRow, label) if series.download_status == "failed"]
     return f"scan(s) {', '.join(failed)} not downloaded completely" if failed else None
 
 
@@ -67,19 +66,22 @@ class RetryBook:
             return cls()
 
 
-def split_cursor(text: str | None) -> tuple[str | None, RetryBook]:
-    """The sensor's cursor: ``{"poll": <poll cursor>, "retry": <retry book>}``; an older cursor
-    that is the poll cursor alone is read as such."""
-    if not text:
-        return None, RetryBook()
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        return None, RetryBook()
-    if isinstance(raw, dict) and "poll" in raw:
-        return json.dumps(raw["poll"]), RetryBook.from_dict(raw.get("retry"))
-    return text, RetryBook()
+@dataclass(frozen=True)
+class RetryNote:
+    message: str
+    gave_up: bool  # the retries are used up: a person must look (a warning, not news)
 
 
-def join_cursor(poll_json: str, book: RetryBook) -> str:
-    return json.dumps({"poll": json.loads(poll_json), "retry": book.to_dict()}, sort_keys=True)
+def book_finished_run(book: RetryBook, layout: DataLayout, label: str, attempts_done: int, now: datetime,
+                      delays: tuple[int, ...]) -> RetryNote | None:
+    """After a session's run has finished: book a retry if its transfer from XNAT failed and
+    retries are left. Returns what to tell the operator, or None when there is nothing to say
+    (the transfer was complete, or a retry is already booked)."""
+    trouble = transfer_trouble(layout, label)
+    if not trouble or label in book.due:
+        return None
+    when = book.schedule(label, attempts_done, now, delays)
+    if when is None:
+        return RetryNote(f"session {label!r}: {trouble}; given up after {attempts_done} retries "
+                         f"(run it again by hand once XNAT is fine)", gave_up=True)
+    return RetryNote(f"session {label!r}: {trouble}; retry {attempts_done + 1} at {when:%H:%M} UTC", gave_up=False)

@@ -1,48 +1,102 @@
-"""Readable markdown and text tables of a session, for the Dagster UI and the terminal."""
+"""What a person reads about a session: markdown tables and the metadata of each asset and
+check, as plain values (`Markdown` text, `Path`s, numbers) that the Dagster layer wraps
+(defs/metadata.py) and the terminal prints. Nothing here imports Dagster."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from datman_flow.checks.expected_series import ExpectedSeriesResult
+from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES, ExpectedSeriesResult
+from datman_flow.pipeline.convert import ConvertedSession
+from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT, DriftResult, promote_hint
+from datman_flow.pipeline.index import IndexedSession
+from datman_flow.pipeline.qc import SeriesQC
+from datman_flow.pipeline.resolve import SessionTarget
+from datman_flow.qc.measure import KEY_METRICS
 from datman_flow.records import PulledSession, SeriesRecord
+
+Metadata = dict[str, object]
+
+
+class Markdown(str):
+    """Text to be shown as markdown (a table, a list)."""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One asset check's result as the UI shows it."""
+
+    name: str
+    passed: bool
+    severity: str  # warn | error: how a failure is shown (error blocks what follows)
+    description: str
+    metadata: Metadata = field(default_factory=dict)
 
 
 def cell(value: object) -> str:
     return str(value if value is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Markdown:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return Markdown("\n".join(lines))
 
 
-def pull_table(pulled: PulledSession) -> str:
-    rows = [(s.scan_id, s.description, s.status, s.n_files, f"{s.n_bytes / 1e6:.1f}", f"{s.seconds:.1f}", s.message)
-            for s in pulled.scans]
-    return markdown_table(["scan", "description", "download", "files", "MB", "s", "problem"], rows)
+def fmt(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def tag_or_reason(record: SeriesRecord) -> str:
     return record.tag or f"— ({record.untagged_reason})"
 
 
-def index_table(series: Sequence[SeriesRecord]) -> str:
+# ---- raw_dicom ----------------------------------------------------------------------------------
+
+def pull_table(pulled: PulledSession) -> Markdown:
+    rows = [(s.scan_id, s.description, s.status, s.n_files, f"{s.n_bytes / 1e6:.1f}", f"{s.seconds:.1f}", s.message)
+            for s in pulled.scans]
+    return markdown_table(["scan", "description", "download", "files", "MB", "s", "problem"], rows)
+
+
+def pull_metadata(pulled: PulledSession) -> Metadata:
+    return {
+        "scans": len(pulled.scans),
+        "failed_scans": len(pulled.failed),
+        "files": sum(s.n_files for s in pulled.scans),
+        "megabytes": round(sum(s.n_bytes for s in pulled.scans) / 1e6, 1),
+        "xnat_id": pulled.xnat_id,
+        "path": Path(pulled.raw_dir),
+        "downloads": pull_table(pulled),
+    }
+
+
+def pull_warnings(pulled: PulledSession) -> list[str]:
+    return [f"scan {s.scan_id} ({s.description}) not downloaded: {s.message}" for s in pulled.failed]
+
+
+# ---- series_index and expected_series -----------------------------------------------------------
+
+def index_table(series: Sequence[SeriesRecord]) -> Markdown:
     rows = [(r.series_number, r.description, tag_or_reason(r), r.n_files, r.n_frames, r.image_type,
              ", ".join(r.bad_files[:3])) for r in series]
     return markdown_table(["series", "description", "tag", "files", "frames", "ImageType", "bad files"], rows)
 
 
-def conversion_table(series: Sequence[SeriesRecord]) -> str:
-    rows = [(r.series_number, r.description, tag_or_reason(r), r.n_files, r.conversion_status,
-             ", ".join(os.path.basename(p) for p in r.outputs if p.endswith((".nii.gz", ".nii"))),
-             r.conversion_message) for r in series]
-    return markdown_table(["series", "description", "tag", "files", "conversion", "NIfTI", "message"], rows)
+def index_metadata(indexed: IndexedSession) -> Metadata:
+    series = indexed.series
+    return {
+        "series": len(series),
+        "tagged": sum(1 for s in series if s.tag),
+        "untagged": sum(1 for s in series if not s.tag),
+        "index": index_table(series),
+    }
 
 
-def check_table(result: ExpectedSeriesResult) -> str:
+def check_table(result: ExpectedSeriesResult) -> Markdown:
     rows = [("PASS" if r.passed else "FAIL", r.tag, r.expected, r.found, r.detail, ", ".join(r.series))
             for r in result.rows]
     text = markdown_table(["", "tag", "expected", "found", "detail", "series"], rows)
@@ -54,4 +108,87 @@ def check_table(result: ExpectedSeriesResult) -> str:
         text += "\n\nFailed downloads:\n\n" + markdown_table(
             ["scan", "description", "reason"],
             [(r.scan_id, r.description, r.download_message) for r in result.failed_downloads])
-    return text
+    return Markdown(text)
+
+
+def expected_series_outcome(result: ExpectedSeriesResult) -> CheckOutcome:
+    return CheckOutcome(EXPECTED_SERIES, result.passed, "warn", result.summary(), {
+        "missing": ", ".join(f"{r.tag} ({r.found}/{r.expected})" for r in result.missing) or "none",
+        "extra": ", ".join(f"{r.tag} ({r.found}/{r.expected})" for r in result.extra) or "none",
+        "untagged": ", ".join(f"{r.series_number} {r.description}" for r in result.untagged) or "none",
+        "result": check_table(result),
+    })
+
+
+# ---- nifti and header_drift ---------------------------------------------------------------------
+
+def conversion_table(series: Sequence[SeriesRecord]) -> Markdown:
+    rows = [(r.series_number, r.description, tag_or_reason(r), r.n_files, r.conversion_status,
+             ", ".join(os.path.basename(p) for p in r.outputs if p.endswith((".nii.gz", ".nii"))),
+             r.conversion_message) for r in series]
+    return markdown_table(["series", "description", "tag", "files", "conversion", "NIfTI", "message"], rows)
+
+
+def conversion_metadata(converted: ConvertedSession) -> Metadata:
+    series = converted.series
+    return {
+        "converted": sum(1 for s in series if s.conversion_status == "converted"),
+        "failed": sum(1 for s in series if s.conversion_status == "failed"),
+        "status": converted.status,
+        "dcm2niix": converted.dcm2niix_version,
+        "path": converted.nii_dir,
+        "conversion": conversion_table(series),
+    }
+
+
+def conversion_warnings(converted: ConvertedSession) -> list[str]:
+    return [f"series {s.series_number} ({s.description}) not converted: {s.conversion_message}"
+            for s in converted.series if s.conversion_status == "failed"]
+
+
+def drift_outcome(target: SessionTarget, result: DriftResult) -> CheckOutcome:
+    findings = [(s.series.series_number, s.series.tag, f) for s, f in result.findings]
+    table = markdown_table(
+        ["series", "tag", "field", "expected", "actual", "tolerance", "kind"],
+        [(n, t, f.field, f.expected, f.actual, f.tolerance, f.kind + (" (provisional)" if f.provisional else ""))
+         for n, t, f in findings]) if findings else "no drift"
+    references = markdown_table(["series", "tag", "reference"],
+                                [(s.series.series_number, s.series.tag, s.reference or s.error or "none yet")
+                                 for s in result.checked])
+    hints = [promote_hint(target, s) for s in result.without_reference]
+    return CheckOutcome(HEADER_DRIFT, result.passed, result.severity, result.summary(), {
+        "findings": Markdown(table),
+        "references": references,
+        "software_upgrades": sum(1 for _, _, f in findings if f.kind == "software_upgrade"),
+        "to_promote": Markdown("\n".join(f"- {h}" for h in hints) or "nothing"),
+    })
+
+
+def drift_errors(result: DriftResult) -> list[str]:
+    return [f"series {s.series.series_number} ({s.series.tag}) not checked: {s.error}" for s in result.errors]
+
+
+# ---- qc_metrics -----------------------------------------------------------------------------------
+
+def qc_metadata(measured: Sequence[SeriesQC]) -> Metadata:
+    metadata: Metadata = {
+        "measured": sum(1 for q in measured if q.status == "measured"),
+        "failed": sum(1 for q in measured if q.status == "failed"),
+    }
+    for kind, names in KEY_METRICS.items():
+        rows = [(q.series.series_number, q.series.tag, *(fmt(q.result.metrics.get(n, "")) for n in names))
+                for q in measured if q.kind == kind and q.result]
+        if rows:
+            metadata[f"{kind}_metrics"] = markdown_table(["series", "tag", *names], rows)
+    for q in measured:
+        if q.picture_path:
+            metadata[f"picture_{q.series.series_number}_{q.series.tag}"] = Path(q.picture_path)
+    problems = [(q.series.series_number, q.series.tag, q.message) for q in measured if q.message]
+    if problems:
+        metadata["problems"] = markdown_table(["series", "tag", "problem"], problems)
+    return metadata
+
+
+def qc_warnings(measured: Sequence[SeriesQC]) -> list[str]:
+    return [f"series {q.series.series_number} ({q.series.tag}): {q.message}" for q in measured
+            if q.status == "failed" or q.message]

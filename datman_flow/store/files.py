@@ -8,15 +8,19 @@ that read them all. Re-running a session replaces its files: rows are never dupl
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from datman_flow.atomic import atomic_path
-from datman_flow.store.schema import TABLES, columns, create_table_sql
+from datman_flow.store.schema import TABLES, columns, create_table_sql, table_of
+
+Row = TypeVar("Row")
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,150}$")
 SCHEMA_FILE = "_schema.parquet"
@@ -29,11 +33,17 @@ def session_file_name(session: str, part: str | None = None) -> str:
     return f"{stem}.{part}.parquet" if part else f"{stem}.parquet"
 
 
-def write_parquet(path: Path, table: str, rows: Iterable[Mapping[str, object]]) -> None:
+def row_values(row: object, names: list[str]) -> list[object]:
+    """A row's values in column order (tuples as lists: DuckDB reads a tuple as a STRUCT)."""
+    values = [getattr(row, name) for name in names]
+    return [list(v) if isinstance(v, tuple) else v for v in values]
+
+
+def write_parquet(path: Path, table: str, rows: Iterable[object]) -> None:
     names = columns(table)
     with atomic_path(path) as tmp, duckdb.connect() as con:
         con.execute(create_table_sql(table, "t"))
-        values = [[row.get(name) for name in names] for row in rows]
+        values = [row_values(row, names) for row in rows]
         if values:
             marks = ", ".join("?" for _ in names)
             con.executemany(f"INSERT INTO t VALUES ({marks})", values)
@@ -49,12 +59,17 @@ def ensure_schema_files(store_dir: Path) -> None:
             write_parquet(target, table, [])
 
 
-def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterable[Mapping[str, object]],
+def replace_session_rows(store_dir: Path, row_type: type[Row], session: str, rows: Iterable[Row],
                          part: str | None = None) -> Path:
-    """Replace everything `session` has in `table` (or in that part of it) with `rows`, all or nothing."""
+    """Replace everything `session` has in `row_type`'s table (or in that part of it) with
+    `rows`, all or nothing. Every row must be a `row_type` (TypeError otherwise)."""
     ensure_schema_files(store_dir)
+    table = table_of(row_type)
     target = store_dir / table / session_file_name(session, part)
     rows = list(rows)
+    wrong = [type(row).__name__ for row in rows if type(row) is not row_type]
+    if wrong:
+        raise TypeError(f"{table} takes {row_type.__name__} rows, not {', '.join(sorted(set(wrong)))}")
     if not rows:
         target.unlink(missing_ok=True)
         return target
@@ -62,12 +77,23 @@ def replace_session_rows(store_dir: Path, table: str, session: str, rows: Iterab
     return target
 
 
-def read_session_rows(store_dir: Path, table: str, session: str) -> list[dict[str, object]]:
-    """What `session` has in `table` (one file; parts are not read), or [] when it has nothing."""
-    source = store_dir / table / session_file_name(session)
+def read_session_rows(store_dir: Path, row_type: type[Row], session: str) -> list[Row]:
+    """What `session` has in `row_type`'s table (one file; parts are not read), or [] when it
+    has nothing. A column that an older file lacks reads as None."""
+    source = store_dir / table_of(row_type) / session_file_name(session)
     if not source.exists():
         return []
     with duckdb.connect() as con:
         cursor = con.execute("SELECT * FROM read_parquet(?)", [str(source)])
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        found = [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [make_row(row_type, row) for row in found]
+
+
+def make_row(row_type: type[Row], values: Mapping[str, object]) -> Row:
+    """A typed row from a mapping of column -> value (lists back to tuples)."""
+    kwargs = {}
+    for f in dataclasses.fields(row_type):  # type: ignore[arg-type]
+        value = values.get(f.name)
+        kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    return row_type(**kwargs)

@@ -1,4 +1,4 @@
-"""Measuring every converted series whose tag asks for QC; each failure recorded, the others go on."""
+"""The QC step: every converted series whose tag asks for QC measured, with its picture and\nMRIQC-format JSON; each failure recorded with its reason, the others go on."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 from datman_flow.config import TagInfo
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline import persist
+from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
 from datman_flow.records import SeriesRecord
+from datman_flow.store import QcMetricRow, QcSeriesRow
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +58,23 @@ def measure_session(series: Sequence[SeriesRecord], registry: Mapping[str, TagIn
     return out
 
 
-def metric_rows(session: str, measured: Sequence[SeriesQC]) -> list[dict[str, object]]:
+def metric_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcMetricRow]:
     when, version = datetime.now().replace(microsecond=0), software_version()
-    return [{"session": session, "series_number": q.series.series_number, "tag": q.series.tag, "metric": name,
-             "value": float(value), "software_version": version, "computed_at": when}
+    return [QcMetricRow(session=session, series_number=q.series.series_number, tag=str(q.series.tag), metric=name,
+                        value=float(value), software_version=version, computed_at=when)
             for q in measured if q.result for name, value in sorted(q.result.metrics.items())]
 
 
-def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[dict[str, object]]:
-    return [{"session": session, "series_number": q.series.series_number, "tag": q.series.tag, "qc_type": q.kind,
-             "status": q.status, "message": q.message, "json_path": q.json_path, "picture_path": q.picture_path,
-             "seconds": q.result.seconds if q.result else None} for q in measured]
+def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcSeriesRow]:
+    return [QcSeriesRow(session=session, series_number=q.series.series_number, tag=str(q.series.tag), qc_type=q.kind,
+                        status=q.status, message=q.message, json_path=q.json_path, picture_path=q.picture_path,
+                        seconds=q.result.seconds if q.result else None) for q in measured]
+
+
+def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRecord],
+            registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
+    """Measure the session's series and record their metrics and outcomes."""
+    measured = measure_session(series, registry)
+    persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
+    persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
+    return measured

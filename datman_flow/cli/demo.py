@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from datman_flow.atomic import write_text_atomic
 from datman_flow.layout import DataLayout, config_dir_from
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo"
@@ -71,28 +72,20 @@ def run_demo(root: Path, *, headless: bool, ui_port: int = 3000, interval: float
 
 def run_headless(root: Path, samples, config_dir: Path) -> int:
     """What `datman-flow ingest --new` does, once every sample session has arrived."""
-    from datman_flow.cli_commands import print_run
-    from datman_flow.cli_poll import poll_once
+    from datman_flow.cli.ingest import load_state, look_once, run_labels, state_path
     from datman_flow.config import load_config
-    from datman_flow.ingest import dagster_instance, run_session
 
     os.environ.pop("DAGSTER_HOME", None)  # headless: a throw-away Dagster instance
     for sample in samples:
         arrive(root, sample)
     layout = DataLayout(root / "data")
-    labels, save_cursor = poll_once(load_config(config_dir), layout)
-    failed = []
-    with dagster_instance() as instance:
-        for label in labels:
-            started = time.perf_counter()
-            run = run_session(instance, label, config_dir, layout.root)
-            print_run(run)
-            print(f"  ({time.perf_counter() - started:.1f} s)")
-            if not run.success:
-                failed.append(label)
-    save_cursor(failed)
-    print(f"\n{len(labels) - len(failed)} of {len(labels)} sessions ingested; outputs under {layout.root}, "
-          f"metric store {layout.metrics_db}")
+    config = load_config(config_dir)
+    state = load_state(layout)
+    found = look_once(config, layout, state)
+    failed = run_labels(found.labels, dict(found.retries), config, config_dir, layout, state=state, timed=True)
+    write_text_atomic(state_path(layout), state.to_json())
+    print(f"\n{len(found.labels) - len(failed)} of {len(found.labels)} sessions ingested; outputs under "
+          f"{layout.root}, metric store {layout.metric_store.db_path}")
     return 1 if failed else 0
 
 

@@ -1,4 +1,5 @@
-"""Running the session job in-process (the CLI's `ingest` and the headless demo)."""
+"""Running a session's assets in-process on a Dagster instance: the CLI's `ingest` and the
+headless demo (the sensor's runs go through the daemon instead)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Iterator
 import dagster as dg
 
 from datman_flow.defs.partitions import SESSIONS
-from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.records import SeriesRecord
 
@@ -51,7 +52,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
 
 
 def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data_dir: Path,
-                log_level: str = "CRITICAL", selection: list[str] | None = None) -> SessionRun:
+                log_level: str = "CRITICAL", selection: list[str] | None = None,
+                tags: dict[str, str] | None = None) -> SessionRun:
     """Materialize the session's assets (all, or the named ones) and their checks, in-process."""
     if not instance.has_dynamic_partition(SESSIONS.name, label):
         instance.add_dynamic_partitions(SESSIONS.name, [label])
@@ -60,10 +62,11 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
         selection=selection,
         partition_key=label,
         instance=instance,
-        resources={"datman": DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir))},
+        resources={"datman": DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir)),
+                   "xnat": xnat_from_env()},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        tags={"datman/source": "cli"},
+        tags={"datman/source": "cli", **(tags or {})},
     )
     run = SessionRun(label=label, success=result.success, run_id=result.run_id)
     if not result.success:

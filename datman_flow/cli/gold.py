@@ -6,11 +6,8 @@ import argparse
 import json
 import sys
 
-from datman_flow.drift import find_gold, gold_path, list_gold, load_gold, promote
-from datman_flow.drift.gold import GoldStandardError
+from datman_flow.drift import GoldStandardError, gold_path, list_gold, load_gold
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
-from datman_flow.naming import InvalidLabel, parse_session_label
-from datman_flow.store import query
 
 
 def add_gold_commands(sub: argparse._SubParsersAction, add_dirs) -> None:
@@ -33,35 +30,15 @@ def add_gold_commands(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def gold_promote(args: argparse.Namespace) -> int:
+    from datman_flow.pipeline.gold import PromoteRefused, promote_series
+
     config_dir, layout = config_dir_from(args.config_dir), DataLayout(data_dir_from(args.data_dir))
     try:
-        scan_id = parse_session_label(args.session)
-    except InvalidLabel as exc:
+        promoted = promote_series(config_dir, layout, args.session, args.tag, args.series)
+    except PromoteRefused as exc:
         print(exc, file=sys.stderr)
-        return 2
-    if scan_id.is_phantom:
-        print(f"{args.session} is a phantom session: gold standards are promoted from participants' sessions "
-              "(phantoms are compared with the site's earlier phantoms)", file=sys.stderr)
-        return 2
-    rows = query(layout.metrics_db, layout.store,
-                 "SELECT series_number, nifti_path, dicom_kept, dcm2niix_version FROM series "
-                 "WHERE session = ? AND tag = ? AND conversion_status = 'converted' ORDER BY series_number",
-                 [args.session, args.tag])
-    if args.series:
-        rows = [r for r in rows if r["series_number"] == args.series]
-    if not rows:
-        print(f"no converted {args.tag} series{' ' + args.series if args.series else ''} of {args.session} "
-              f"in {layout.metrics_db}", file=sys.stderr)
-        return 1
-    if len(rows) > 1:
-        numbers = ", ".join(str(r["series_number"]) for r in rows)
-        print(f"{args.session} has several {args.tag} series ({numbers}): choose one with --series", file=sys.stderr)
-        return 1
-    row = rows[0]
-    replaced = find_gold(config_dir, scan_id.study, scan_id.site, args.tag) is not None
-    path = promote(config_dir, scan_id.study, scan_id.site, args.tag, row["nifti_path"], row["dicom_kept"],
-                   args.session, str(row["series_number"]), str(row["dcm2niix_version"]))
-    print(f"{'replaced' if replaced else 'wrote'} {path}: review it and commit it with the other configs")
+        return exc.code
+    print(f"{'replaced' if promoted.replaced else 'wrote'} {promoted.path}: review it and commit it with the other configs")
     return 0
 
 

@@ -1,5 +1,9 @@
-"""The header-drift check of a session: each converted series against its gold standard
-(or, where none exists yet, against the most common values of the site's earlier sessions)."""
+"""The header-drift step of a session: each converted series against its gold standard (or,
+where none exists yet, against the most common values of the site's earlier sessions), its
+findings recorded (promoting a series to gold standard: gold.py).
+
+The comparison itself is the core's (drift/); this module only wires it to the session,
+the store and the configs folder."""
 
 from __future__ import annotations
 
@@ -11,8 +15,12 @@ from pathlib import Path
 
 from datman_flow.drift import (Finding, GoldStandardError, compare_parameters, extract_parameters, find_gold,
                                gold_path, provisional_reference)
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline import persist
 from datman_flow.pipeline.resolve import SessionTarget
-from datman_flow.records import CheckRecord, SeriesRecord
+from datman_flow.records import SeriesRecord
+from datman_flow.store import CheckRow, HeaderDiffRow, HeaderParameterRow, MetricStore
+from datman_flow.store.queries import parameter_history
 
 log = logging.getLogger(__name__)
 History = Callable[[str, str], list[dict]]  # (tag, this session) -> earlier sessions' parameters, oldest first
@@ -103,47 +111,60 @@ def check_header_drift(target: SessionTarget, series: Sequence[SeriesRecord], co
     return result
 
 
-def diff_rows(session: str, result: DriftResult) -> list[dict[str, object]]:
-    return [{"session": session, "series_number": s.series.series_number, "tag": s.series.tag, "field": f.field,
-             "expected": json.dumps(f.expected), "actual": json.dumps(f.actual), "tolerance": f.tolerance,
-             "kind": f.kind, "gold_source": s.reference, "provisional": f.provisional, "severity": s.severity}
+CHECK_NAME = "header_drift"
+
+
+def diff_rows(session: str, result: DriftResult) -> list[HeaderDiffRow]:
+    return [HeaderDiffRow(session=session, series_number=s.series.series_number, tag=str(s.series.tag),
+                          field=f.field, expected=json.dumps(f.expected), actual=json.dumps(f.actual),
+                          tolerance=f.tolerance, kind=f.kind, gold_source=s.reference, provisional=f.provisional,
+                          severity=s.severity)
             for s, f in result.findings]
 
 
-def parameter_rows(target: SessionTarget, result: DriftResult) -> list[dict[str, object]]:
-    return [{"session": target.label, "study": target.scan_id.study, "site": target.scan_id.site,
-             "tag": s.series.tag, "series_number": s.series.series_number,
-             "parameters": json.dumps(s.parameters, sort_keys=True)} for s in result.checked if s.parameters]
+def parameter_rows(target: SessionTarget, result: DriftResult) -> list[HeaderParameterRow]:
+    return [HeaderParameterRow(session=target.label, study=target.scan_id.study, site=target.scan_id.site,
+                               tag=str(s.series.tag), series_number=s.series.series_number,
+                               parameters=json.dumps(s.parameters, sort_keys=True))
+            for s in result.checked if s.parameters]
 
 
-def store_history(db_path: Path, store_dir: Path, study: str, site: str, phantom: bool) -> History:
+def store_history(store: MetricStore, study: str, site: str, phantom: bool) -> History:
     """Earlier sessions' parameters for one site (phantoms apart from participants), oldest first."""
-    from datman_flow.store import query
 
     def history(tag: str, session: str) -> list[dict]:
-        rows = query(db_path, store_dir,
-                     "SELECT p.parameters FROM header_parameters p JOIN sessions s USING (session) "
-                     "WHERE p.study = ? AND p.site = ? AND p.tag = ? AND p.session <> ? AND s.is_phantom = ? "
-                     "ORDER BY s.scan_date, s.insert_date, p.session, p.series_number",
-                     [study, site, tag, session, phantom])
-        return [json.loads(str(row["parameters"])) for row in rows]
+        return parameter_history(store, study, site, tag, other_than=session, phantom=phantom)
 
     return history
 
 
-def check_rows(session: str, result: DriftResult) -> list[CheckRecord]:
+def check_rows(session: str, result: DriftResult) -> list[CheckRow]:
     """One check_results row per checked series (found = its number of findings)."""
     rows = []
     for s in result.checked:
         detail = s.error or ("; ".join(f"{f.field} {f.kind}" for f in s.findings) or
                              ("no reference yet" if not s.reference else "ok"))
-        rows.append(CheckRecord(session=session, check_name="header_drift", tag=s.series.tag,
-                                passed=not s.findings and not s.error, expected=None, found=len(s.findings),
-                                detail=detail, series=(s.series.series_number,)))
+        rows.append(CheckRow(session=session, check_name=CHECK_NAME, tag=s.series.tag,
+                             passed=not s.findings and not s.error, expected=None, found=len(s.findings),
+                             detail=detail, series=(s.series.series_number,)))
     return rows
+
+
+def drift_step(target: SessionTarget, series: Sequence[SeriesRecord], config_dir: Path,
+               layout: DataLayout) -> DriftResult:
+    """Check every converted series of the session and record the parameters, the findings
+    and one check row per series."""
+    sid = target.scan_id
+    history = store_history(layout.metric_store, sid.study, sid.site, sid.is_phantom)
+    result = check_header_drift(target, series, config_dir, history)
+    persist.record_rows(layout, HeaderParameterRow, target.label, parameter_rows(target, result))
+    persist.record_rows(layout, HeaderDiffRow, target.label, diff_rows(target.label, result))
+    persist.record_checks(layout, target.label, CHECK_NAME, check_rows(target.label, result))
+    return result
 
 
 def promote_hint(target: SessionTarget, drift: SeriesDrift) -> str:
     return (f"no gold standard for {target.scan_id.study}/{target.scan_id.site}/{drift.series.tag} and fewer than 3 "
             f"earlier sessions: review this series, then `datman-flow gold promote --session {target.label} "
             f"--tag {drift.series.tag} --series {drift.series.series_number}`")
+

@@ -3,14 +3,17 @@
 Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./configs) and
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
+# The argument parser is here; what each command does is in commands.py, ingest.py, gold.py
+# and demo.py, and everything printed for a person goes through render.py.
+
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from datman_flow import cli_commands
-from datman_flow.cli_gold import add_gold_commands
+from datman_flow.cli import commands
+from datman_flow.cli import ingest as ingest_command
+from datman_flow.cli.gold import add_gold_commands
 
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", help="validate tags.yml and studies/*.yml; errors as file:line: message")
     check.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
-    check.set_defaults(func=cli_commands.config_check)
+    check.set_defaults(func=commands.config_check)
 
     emulator = sub.add_parser("xnat-emulator", help="serve DIR/<project>/<session>/** as an XNAT server")
     emulator.add_argument("--data", required=True, help="folder of <XNAT project>/<session label>/ DICOM folders")
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=8080)
     emulator.add_argument("--user", default="admin")
     emulator.add_argument("--password", default="admin")
-    emulator.set_defaults(func=cli_commands.xnat_emulator)
+    emulator.set_defaults(func=commands.xnat_emulator)
 
     ingest = sub.add_parser("ingest", help="ingest sessions in-process through the Dagster assets and checks")
     which = ingest.add_mutually_exclusive_group(required=True)
@@ -45,34 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--dry-run", action="store_true",
                         help="say which sessions would be ingested (and which refused), change nothing")
     add_dirs(ingest)
-    ingest.set_defaults(func=cli_commands.ingest)
+    ingest.set_defaults(func=ingest_command.ingest)
 
     samples = sub.add_parser("samples", help="write the demo's synthetic sample sessions as an XNAT data folder")
     samples.add_argument("--out", required=True, help="folder to write <project>/<session>/ into")
-    samples.set_defaults(func=cli_commands.samples)
+    samples.set_defaults(func=commands.samples)
 
     demo = sub.add_parser("demo", help="emulator with sample sessions + Dagster UI with the sensor running")
     demo.add_argument("--headless", action="store_true", help="no UI: ingest every sample session, print, exit")
     demo.add_argument("--dir", default="demo", help="folder for the demo's XNAT data, data and Dagster home")
     demo.add_argument("--port", type=int, default=3000, help="Dagster UI port")
     demo.add_argument("--interval", type=float, default=20.0, help="seconds between sample sessions arriving")
-    demo.set_defaults(func=cli_commands.demo)
+    demo.set_defaults(func=commands.demo)
 
     add_gold_commands(sub, add_dirs)
     compliance = sub.add_parser("compliance", help="protocol compliance per site and tag, from the metric store")
     compliance.add_argument("--study", required=True, help="study code (the STUDY part of scan IDs)")
     add_dirs(compliance)
-    compliance.set_defaults(func=cli_commands.compliance)
+    compliance.set_defaults(func=commands.compliance)
 
     qc = sub.add_parser("qc", help="image-quality metrics of one NIfTI, printed as JSON")
     qc.add_argument("nifti", help="a .nii or .nii.gz (diffusion: with its .bval and .bvec beside it)")
     qc.add_argument("--type", required=True, choices=["anat", "fmri", "dwi"])
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
-    qc.set_defaults(func=cli_commands.qc)
+    qc.set_defaults(func=commands.qc)
 
     status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
     add_dirs(status)
-    status.set_defaults(func=cli_commands.status)
+    status.set_defaults(func=commands.status)
     return parser
 
 
@@ -82,6 +85,3 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,86 @@
+"""What the smaller `datman-flow` subcommands do (argument parsing is in __init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from datman_flow.config import ConfigError, check_config, load_config
+from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+
+
+def config_check(args: argparse.Namespace) -> int:
+    config_dir = config_dir_from(args.config_dir)
+    issues = check_config(config_dir)
+    for issue in issues:
+        print(issue, file=sys.stderr)
+    if issues:
+        print(f"{len(issues)} error(s) in {config_dir}", file=sys.stderr)
+        return 1
+    config = load_config(config_dir)
+    sites = sum(len(s.sites) for s in config.studies.values())
+    print(f"{config_dir}: ok ({len(config.tags)} tags, {len(config.studies)} studies, {sites} sites)")
+    return 0
+
+
+def xnat_emulator(args: argparse.Namespace) -> int:
+    from datman_flow.xnat.emulator import run_emulator
+
+    run_emulator(Path(args.data), host=args.host, port=args.port, user=args.user, password=args.password)
+    return 0
+
+
+def samples(args: argparse.Namespace) -> int:
+    from datman_flow.samples import write_sample_sessions
+
+    for sample in write_sample_sessions(Path(args.out)):
+        print(f"{sample.project}/{sample.label}: {sample.note}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from datman_flow.cli.render import status_lines
+    from datman_flow.store.queries import session_overview
+
+    for line in status_lines(session_overview(DataLayout(data_dir_from(args.data_dir)).metric_store)):
+        print(line)
+    return 0
+
+
+def compliance(args: argparse.Namespace) -> int:
+    from datman_flow.cli.render import compliance_text
+    from datman_flow.pipeline.compliance import study_compliance
+
+    store = DataLayout(data_dir_from(args.data_dir)).metric_store
+    report = study_compliance(store, args.study)
+    print(f"protocol compliance of {args.study} ({store.db_path})")
+    print(compliance_text(report))
+    return 0
+
+
+def qc(args: argparse.Namespace) -> int:
+    from datman_flow.qc.measure import analyse, picture
+
+    nifti = Path(args.nifti)
+    if not nifti.exists():
+        print(f"{nifti}: no such file", file=sys.stderr)
+        return 2
+    try:
+        measured = analyse(args.type, nifti)
+    except Exception as exc:  # noqa: BLE001 - the command's job is to say what went wrong
+        print(f"{nifti}: could not be measured as {args.type}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    result = measured.result
+    if args.picture:
+        picture(args.type, nifti, measured, Path(args.picture))
+    print(json.dumps({"file": str(nifti), "type": args.type, "seconds": round(result.seconds, 2),
+                      "metrics": result.metrics}, indent=2, sort_keys=True, default=float))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from datman_flow.cli.demo import run_demo
+
+    return run_demo(Path(args.dir), headless=args.headless, ui_port=args.port, interval=args.interval)

@@ -1,0 +1,48 @@
+"""The conversion step: every tagged series through dcm2niix under the lab's naming, the
+series and the session's status recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datman_flow.dicom.convert import find_dcm2niix
+from datman_flow.dicom.session_convert import convert_session
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline import persist
+from datman_flow.pipeline.resolve import SessionTarget
+from datman_flow.records import PulledSession, SeriesRecord
+
+
+@dataclass(frozen=True)
+class ConvertedSession:
+    series: list[SeriesRecord]
+    status: str  # ingested | partial
+    reason: str
+    dcm2niix_version: str
+    nii_dir: Path
+
+
+def session_status(series: Sequence[SeriesRecord]) -> tuple[str, str]:
+    """ingested when every tagged series converted and every scan downloaded; partial otherwise."""
+    failed_dl = [r.scan_id for r in series if r.download_status != "complete"]
+    failed_cv = [r.scan_id for r in series if r.tag and r.conversion_status == "failed"]
+    if not failed_dl and not failed_cv:
+        return "ingested", ""
+    parts = []
+    if failed_dl:
+        parts.append(f"download failed for scan(s) {', '.join(failed_dl)}")
+    if failed_cv:
+        parts.append(f"conversion failed for scan(s) {', '.join(failed_cv)}")
+    return "partial", "; ".join(parts)
+
+
+def convert_step(target: SessionTarget, layout: DataLayout, pulled: PulledSession,
+                 indexed: Sequence[SeriesRecord]) -> ConvertedSession:
+    tool = find_dcm2niix()
+    series = convert_session(indexed, target.scan_id, layout, tool)
+    persist.record_series(layout, target.label, series)
+    status, reason = session_status(series)
+    persist.record_session(layout, persist.session_row(target, pulled, status, reason))
+    return ConvertedSession(series, status, reason, tool.version, layout.nii(target.scan_id))

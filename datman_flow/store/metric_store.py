@@ -1,0 +1,39 @@
+"""The handle every caller uses: where metrics.duckdb and the Parquet folders are, and the
+three things done with them (replace a session's rows, read them back, query the views)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from datman_flow.store.database import query
+from datman_flow.store.files import read_session_rows, replace_session_rows
+
+Row = TypeVar("Row")
+
+DB_NAME = "metrics.duckdb"
+PARQUET_DIR = "store"
+
+
+@dataclass(frozen=True)
+class MetricStore:
+    db_path: Path  # metrics.duckdb: views only
+    parquet_dir: Path  # <table>/<session>.parquet
+
+    @classmethod
+    def under(cls, data_dir: Path) -> MetricStore:
+        """The store of a data folder: <data>/metrics.duckdb and <data>/store/."""
+        return cls(data_dir / DB_NAME, data_dir / PARQUET_DIR)
+
+    def replace(self, row_type: type[Row], session: str, rows: Iterable[Row], part: str | None = None) -> Path:
+        """Replace the session's rows of one table (or of one part of it) with `rows`."""
+        return replace_session_rows(self.parquet_dir, row_type, session, rows, part=part)
+
+    def read(self, row_type: type[Row], session: str) -> list[Row]:
+        return read_session_rows(self.parquet_dir, row_type, session)
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        """Rows of a read-only query over the views, as dicts (for queries.py and ad-hoc use)."""
+        return query(self.db_path, self.parquet_dir, sql, params)

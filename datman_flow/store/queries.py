@@ -1,0 +1,92 @@
+"""Every question the rest of the code asks the metric store, each a named function with a
+typed answer. SQL lives here and nowhere else (tests may query the views directly)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from datman_flow.store.files import make_row
+from datman_flow.store.metric_store import MetricStore
+from datman_flow.store.rows import SeriesRow
+
+
+@dataclass(frozen=True)
+class SessionOverview:
+    session: str
+    status: str
+    reason: str
+    series: int
+    converted: int
+
+
+def session_overview(store: MetricStore) -> list[SessionOverview]:
+    """Every recorded session with its status and how many of its series converted."""
+    rows = store.query(
+        "SELECT s.session, s.status, s.reason, count(r.scan_id) AS series, "
+        "count(*) FILTER (WHERE r.conversion_status = 'converted') AS converted "
+        "FROM sessions s LEFT JOIN series r USING (session) GROUP BY ALL ORDER BY s.session")
+    return [SessionOverview(str(r["session"]), str(r["status"] or ""), str(r["reason"] or ""),
+                            int(r["series"] or 0), int(r["converted"] or 0)) for r in rows]  # type: ignore[arg-type]
+
+
+def converted_series(store: MetricStore, session: str, tag: str) -> list[SeriesRow]:
+    """The session's converted series of one tag, by series number."""
+    rows = store.query("SELECT * FROM series WHERE session = ? AND tag = ? AND conversion_status = 'converted' "
+                       "ORDER BY series_number", [session, tag])
+    return [make_row(SeriesRow, row) for row in rows]
+
+
+def parameter_history(store: MetricStore, study: str, site: str, tag: str, other_than: str,
+                      phantom: bool) -> list[dict]:
+    """Earlier sessions' scanner parameters for one site and tag (phantoms apart from
+    participants), oldest first, leaving out the session `other_than`."""
+    rows = store.query(
+        "SELECT p.parameters FROM header_parameters p JOIN sessions s USING (session) "
+        "WHERE p.study = ? AND p.site = ? AND p.tag = ? AND p.session <> ? AND s.is_phantom = ? "
+        "ORDER BY s.scan_date, s.insert_date, p.session, p.series_number",
+        [study, site, tag, other_than, phantom])
+    return [json.loads(str(row["parameters"])) for row in rows]
+
+
+@dataclass(frozen=True)
+class CheckedSeries:
+    """A session whose series of one tag had their parameters recorded (phantom tags marked)."""
+
+    site: str
+    tag: str  # 'T1', or 'T1 (phantom)'
+    session: str
+
+
+@dataclass(frozen=True)
+class RecordedDiff:
+    site: str
+    tag: str  # 'T1', or 'T1 (phantom)'
+    session: str
+    field: str
+    kind: str
+    expected: object  # decoded JSON
+    actual: object
+    provisional: bool
+    scan_date: str  # the session's scan date, else its insert_date
+
+
+def checked_series(store: MetricStore, study: str) -> list[CheckedSeries]:
+    """Each (site, tag, session) of the study whose parameters were recorded."""
+    rows = store.query(
+        "SELECT p.site, p.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, p.session "
+        "FROM header_parameters p JOIN sessions s USING (session) WHERE p.study = ? GROUP BY ALL", [study])
+    return [CheckedSeries(str(r["site"]), str(r["tag"]), str(r["session"])) for r in rows]
+
+
+def recorded_diffs(store: MetricStore, study: str) -> list[RecordedDiff]:
+    """Every header finding of the study, oldest scan first."""
+    rows = store.query(
+        "SELECT p.site, d.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, d.session, d.field, "
+        "d.kind, d.expected, d.actual, d.provisional, coalesce(nullif(s.scan_date, ''), s.insert_date) AS first_date "
+        "FROM header_diffs d JOIN sessions s USING (session) "
+        "JOIN (SELECT DISTINCT session, site FROM header_parameters WHERE study = ?) p USING (session) "
+        "ORDER BY first_date, s.insert_date, d.session", [study])
+    return [RecordedDiff(str(r["site"]), str(r["tag"]), str(r["session"]), str(r["field"]), str(r["kind"]),
+                         json.loads(str(r["expected"])), json.loads(str(r["actual"])), bool(r["provisional"]),
+                         str(r["first_date"] or "")) for r in rows]
