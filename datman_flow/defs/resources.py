@@ -3,6 +3,9 @@ or sensor tick), and the credentials for the lab's XNAT servers."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import dagster as dg
 from pydantic import PrivateAttr
 
@@ -63,5 +66,19 @@ class XnatResource(dg.ConfigurableResource):
         return XnatClient(url, self.user, self.password)
 
 
+CREDENTIAL_VARS = ("XNAT_USER", "XNAT_PASS")
+
+
 def xnat_from_env() -> XnatResource:
-    return XnatResource(user=dg.EnvVar("XNAT_USER"), password=dg.EnvVar("XNAT_PASS"))
+    return XnatResource(user=dg.EnvVar(CREDENTIAL_VARS[0]), password=dg.EnvVar(CREDENTIAL_VARS[1]))
+
+
+def missing_credentials(env: Mapping[str, str] | None = None) -> str | None:
+    """Why `xnat_from_env()` cannot start a run here, or None (Dagster itself would refuse the
+    run's configuration with a stack trace)."""
+    env = os.environ if env is None else env
+    missing = [name for name in CREDENTIAL_VARS if not env.get(name)]
+    if not missing:
+        return None
+    return (f"no credentials for XNAT: set the environment variables {' and '.join(CREDENTIAL_VARS)} "
+            f"(missing: {', '.join(missing)})")

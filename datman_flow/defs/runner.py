@@ -12,7 +12,7 @@ from typing import Iterator
 import dagster as dg
 
 from datman_flow.defs.partitions import SESSIONS
-from datman_flow.defs.resources import DatmanSettings, xnat_from_env
+from datman_flow.defs.resources import DatmanSettings, missing_credentials, xnat_from_env
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.records import SeriesRecord
 
@@ -55,6 +55,9 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
                 log_level: str = "CRITICAL", selection: list[str] | None = None,
                 tags: dict[str, str] | None = None) -> SessionRun:
     """Materialize the session's assets (all, or the named ones) and their checks, in-process."""
+    no_credentials = missing_credentials()
+    if no_credentials:
+        return SessionRun(label=label, success=False, error=f"raw_dicom: {no_credentials}")
     if not instance.has_dynamic_partition(SESSIONS.name, label):
         instance.add_dynamic_partitions(SESSIONS.name, [label])
     result = dg.materialize(
