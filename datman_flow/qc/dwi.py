@@ -18,7 +18,7 @@ from scipy import ndimage as ndi
 from scipy import stats
 
 from datman_flow.qc import common
-from datman_flow.qc.fmri import brain_mask
+from datman_flow.qc.epi_mask import brain_mask
 from datman_flow.qc.realign import framewise_displacement, realign
 from datman_flow.qc.result import QCResult
 
