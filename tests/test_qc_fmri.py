@@ -14,7 +14,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from datman_flow.dicom.convert import Dcm2niixMissing, convert_series, find_dcm2niix
-from datman_flow.qc import fmri, measure
+from datman_flow.qc import epi_mask, fmri, measure
 from datman_flow.qc.fmri_picture import fmri_picture
 from datman_flow.qc.realign import apply_rigid, framewise_displacement, matrix_params, realign, rigid_matrix
 from datman_flow.samples.phantom import Grid, bold_series
@@ -142,7 +142,7 @@ def test_metrics_of_a_still_head_with_white_noise(head):
     assert m["dummy_trs"] == 0
     assert m["dvars_std"] == pytest.approx(1.0, abs=0.15)
     assert m["dvars_vstd"] == pytest.approx(1.0, abs=0.15)
-    brain = fmri.brain_mask(head, fmri.common.head_mask(head, ZOOMS))
+    brain = epi_mask.brain_mask(head, fmri.common.head_mask(head, ZOOMS))
     assert m["tsnr"] == pytest.approx(np.median(head[brain]) / sigma, rel=0.1)
     assert m["fd_mean"] < 0.15  # estimation noise only (SNR ~50 per volume): measured 0.08
     assert m["aor"] < 0.01

@@ -1,5 +1,6 @@
 """One PNG per T1w series for an operator: slices in three orientations with the brain outline,
-and the key metrics beside them, flagged when outside MRIQC's usual range for 3T T1w."""
+and the key metrics beside them, flagged when outside MRIQC's usual range for 3T T1w (the ranges
+of :data:`datman_flow.qc.kinds.QC_KINDS`)."""
 
 from __future__ import annotations
 
@@ -10,33 +11,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from datman_flow.atomic import save_figure_atomic
+from datman_flow.qc.kinds import QC_KINDS, outside_usual, usual_text
 
 N_SLICES = 6
 BACKGROUND = "#111111"
 OUTLINE = "#ff8c1a"
-# (metric, label, usual range, better) -- the range is where most good 3T T1w fall.
-KEY_METRICS = (
-    ("snr_total", "SNR", (8.0, None), "higher"),
-    ("cnr", "CNR", (1.5, 5.0), "higher"),
-    ("cjv", "CJV", (0.25, 0.65), "lower"),
-    ("efc", "EFC", (0.4, 0.7), "lower"),
-    ("fber", "FBER", (None, None), "higher"),
-    ("wm2max", "WM2MAX", (0.5, 0.85), "in range"),
-    ("fwhm_avg", "FWHM (vox)", (None, 5.0), "lower"),
-    ("qi_1", "QI1", (None, 0.01), "lower"),
-    ("inu_range", "INU range", (None, 0.5), "lower"),
-    ("icvs_csf", "ICV CSF", (0.1, 0.6), "in range"),
-    ("icvs_gm", "ICV GM", (0.1, 0.6), "in range"),
-    ("icvs_wm", "ICV WM", (0.1, 0.6), "in range"),
-)
-
-
-def _flag(value: float, bounds: tuple[float | None, float | None], better: str) -> bool:
-    """Outside the usual range on the bad side (a CNR above the usual range is no problem)."""
-    lo, hi = bounds
-    too_low = lo is not None and value < lo and better != "lower"
-    too_high = hi is not None and value > hi and better != "higher"
-    return not np.isfinite(value) or too_low or too_high
+RANGES = QC_KINDS["anat"].ranges  # the metrics listed beside the slices, with their usual range
 
 
 def _positions(mask: np.ndarray, axis: int) -> list[int]:
@@ -74,31 +54,25 @@ def _draw_row(fig, grid, row, data, mask, zooms, axis, window) -> None:
         ax.text(0.02, 0.02, str(index), color="#888888", fontsize=7, transform=ax.transAxes)
 
 
-def _usual(bounds: tuple[float | None, float | None]) -> str:
-    lo, hi = bounds
-    if lo is not None and hi is not None:
-        return f"{lo:g} - {hi:g}"
-    return f">= {lo:g}" if lo is not None else (f"<= {hi:g}" if hi is not None else "")
-
-
 def _metrics_panel(ax, metrics: dict) -> None:
     ax.set_axis_off()
     ax.set_facecolor(BACKGROUND)
     y = 0.97
     ax.text(0.0, y, "metric", color="#888888", fontsize=8, transform=ax.transAxes, family="monospace")
     ax.text(1.0, y, "usual", color="#888888", fontsize=8, ha="right", transform=ax.transAxes, family="monospace")
-    for key, label, bounds, better in KEY_METRICS:
+    for usual in RANGES:
+        key, bounds = usual.metric, usual.bounds
         if key not in metrics:
             continue
         if key == "fber" and float(metrics[key]) == -1.0:
             bounds = (None, None)  # -1: the air outside the head is (nearly) all zero
         y -= 0.075
         value = float(metrics[key])
-        bad = _flag(value, bounds, better)
-        usual = _usual(bounds)
-        ax.text(0.0, y, f"{label:<10} {value:8.3g}", color="#ff5555" if bad else "#e6e6e6", fontsize=9,
+        bad = outside_usual(value, bounds, usual.better)
+        ax.text(0.0, y, f"{usual.label:<10} {value:8.3g}", color="#ff5555" if bad else "#e6e6e6", fontsize=9,
                 transform=ax.transAxes, family="monospace", weight="bold" if bad else "normal")
-        ax.text(1.0, y, usual, color="#888888", fontsize=8, ha="right", transform=ax.transAxes, family="monospace")
+        ax.text(1.0, y, usual_text(bounds), color="#888888", fontsize=8, ha="right", transform=ax.transAxes,
+                family="monospace")
 
 
 def anat_picture(nifti, brain_mask: np.ndarray | None, out_png: Path, metrics: dict) -> Path:
@@ -126,9 +100,9 @@ def anat_picture(nifti, brain_mask: np.ndarray | None, out_png: Path, metrics: d
         _draw_row(fig, grid, row, data, mask, zooms, axis, window)
     _metrics_panel(fig.add_subplot(grid[:, N_SLICES:]), metrics)
     name = Path(str(nifti)).name if isinstance(nifti, (str, Path)) else "T1w"
-    flagged = [label for key, label, bounds, better in KEY_METRICS
-               if key in metrics and _flag(float(metrics[key]), bounds, better)
-               and not (key == "fber" and float(metrics[key]) == -1.0)]
+    flagged = [r.label for r in RANGES
+               if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)
+               and not (r.metric == "fber" and float(metrics[r.metric]) == -1.0)]
     status = "all key metrics in their usual range" if not flagged else "outside usual range: " + ", ".join(flagged)
     fig.suptitle(f"{name}   {data.shape[0]}x{data.shape[1]}x{data.shape[2]}, "
                  f"{zooms[0]:.2g}x{zooms[1]:.2g}x{zooms[2]:.2g} mm   |   {status}",

@@ -3,13 +3,15 @@
 Shells from the b-values, the b=0 signal-to-noise ratio, per-shell tSNR, slice dropouts by a
 SOLID-style robust test, background spikes, head motion of the b=0 volumes (framewise
 displacement), EFC, FBER and summary statistics of the mean b=0. Slices are taken along the
-third voxel axis, as dcm2niix stores 2D acquisitions. ``docs/metrics_dwi.md`` gives every
-formula, threshold and deviation from MRIQC's diffusion IQMs.
+third voxel axis, as dcm2niix stores 2D acquisitions; the slice-wise tests (dropouts, spikes) are
+in :mod:`datman_flow.qc.dwi_slices`. ``docs/metrics_dwi.md`` gives every formula, threshold and
+deviation from MRIQC's diffusion IQMs.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -18,19 +20,14 @@ from scipy import ndimage as ndi
 from scipy import stats
 
 from datman_flow.qc import common
-from datman_flow.qc.fmri import brain_mask
+from datman_flow.qc.dwi_slices import Dropouts, Spikes, background_spikes, slice_dropouts
+from datman_flow.qc.epi_mask import brain_mask
 from datman_flow.qc.realign import framewise_displacement, realign
 from datman_flow.qc.result import QCResult
 
 B0_THRESHOLD = 50.0  # s/mm^2: b <= this is a b=0 volume (MRIQC's b0_threshold)
 SHELL_GAP = 100.0  # s/mm^2: sorted b-values further apart than this start a new shell
 DIRECTION_COS = float(np.cos(np.radians(1.0)))  # directions within 1 degree (or antipodal) are one
-DROPOUT_Z = -3.5  # modified z-score below which a slice of a volume is a dropout (SOLID, Iglewicz-Hoaglin)
-DROPOUT_MAD_FLOOR = 0.01  # MAD floor, as a fraction of the slice's median neighbour ratio
-SPIKE_Z = 6.0  # modified z-score above which a background slice is a spike (MRIQC's spike_thresh)
-SPIKE_MAD_FLOOR = 0.02  # MAD floor, as a fraction of the slice's median background ratio
-MIN_GROUP = 5  # volumes a shell needs for the per-slice robust tests
-MIN_SLICE_FRACTION = 0.1  # a slice is tested when its mask holds >= 10% of the largest slice's voxels
 TENSOR_MAX_B = 1500.0  # shells used for the tensor-fit noise estimate (kurtosis is small below)
 FD_RADIUS = 50.0  # mm, Power et al. 2012
 
@@ -101,46 +98,8 @@ def noise_sigma(data, bvals, bvecs, labels, core, head) -> tuple[float, str]:
     return float("nan"), "none"
 
 
-def slice_means(data: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(volumes, slices) mean intensity of each slice within ``mask``, and the voxel counts."""
-    counts = mask.sum(axis=(0, 1))
-    sums = np.einsum("xyzv,xyz->vz", data, mask.astype(data.dtype), optimize=True)
-    return sums / np.maximum(counts, 1)[None, :], counts
-
-
-def neighbour_ratio(signal: np.ndarray) -> np.ndarray:
-    """Each slice's signal over the mean of its two neighbours in the same volume (one at the
-    ends): divides out the direction-dependent signal that neighbouring slices share."""
-    near = np.empty_like(signal)
-    near[:, 1:-1] = 0.5 * (signal[:, :-2] + signal[:, 2:])
-    near[:, 0], near[:, -1] = signal[:, min(1, signal.shape[1] - 1)], signal[:, max(signal.shape[1] - 2, 0)]
-    return signal / np.maximum(near, 1e-6 * max(float(np.abs(signal).max()), 1e-12))
-
-
-def modified_z(values: np.ndarray, groups: list[np.ndarray], floor: float) -> np.ndarray:
-    """0.6745 (x - median) / MAD along the volumes of each group, per slice; NaN for volumes of
-    groups smaller than ``MIN_GROUP``. The MAD is kept >= ``floor`` times |median|."""
-    z = np.full(values.shape, np.nan)
-    for idx in groups:
-        if idx.size < MIN_GROUP:
-            continue
-        block = values[idx]
-        med = np.median(block, axis=0)
-        mad = np.maximum(np.median(np.abs(block - med), axis=0), floor * np.abs(med))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z[idx] = np.where(mad > 0, common.MAD_NORMAL * (block - med) / mad, np.nan)
-    return z
-
-
-def _cells(z: np.ndarray, hit: np.ndarray) -> list[list[float]]:
-    return [[int(v), int(k), round(float(z[v, k]), 2)] for v, k in np.argwhere(hit)]
-
-
-def _matrix(values: np.ndarray, decimals: int) -> list[list[float | None]]:
-    return [[None if not np.isfinite(x) else round(float(x), decimals) for x in row] for row in values]
-
-
 def load_dwi(nifti) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Data (float32, as stored, NaN and negatives set to 0) and voxel size of a 4D NIfTI path or image."""
     img = nib.load(str(nifti)) if isinstance(nifti, (str, Path)) else nifti
     if len(img.shape) != 4:
         raise ValueError(f"not a 4D diffusion series: shape {img.shape}")
@@ -149,13 +108,36 @@ def load_dwi(nifti) -> tuple[np.ndarray, tuple[float, float, float]]:
     return data, tuple(float(z) for z in img.header.get_zooms()[:3])
 
 
-def dwi_metrics(nifti: Path, bval: Path, bvec: Path) -> QCResult:
-    """Diffusion QC metrics of one series (see the module docstring)."""
-    start = time.perf_counter()
+@dataclass(frozen=True, eq=False)
+class DwiSeries:
+    """One loaded diffusion series: the data (x, y, z, volumes) and voxel size, the gradient
+    table, each volume's shell label (0: b=0), the volumes of each shell (b=0 first), the
+    reference volumes (the b=0, else the lowest shell), their mean and the masks drawn on it."""
+
+    data: np.ndarray
+    zooms: tuple[float, float, float]
+    bvals: np.ndarray
+    bvecs: np.ndarray
+    labels: np.ndarray
+    shells: tuple[int, ...]
+    groups: dict[int, np.ndarray]
+    reference: np.ndarray
+    mean_b0: np.ndarray
+    head: np.ndarray
+    brain: np.ndarray
+    core: np.ndarray  # the brain eroded by 2 voxels, for noise estimates away from edges
+
+    @property
+    def b0(self) -> np.ndarray:
+        return self.groups[0]
+
+
+def load_series(nifti: Path, bval: Path, bvec: Path) -> DwiSeries:
+    """Data, gradients, shells and masks of one series; ValueError when it cannot be measured."""
     data, zooms = load_dwi(nifti)
     bvals, bvecs = read_gradients(bval, bvec, data.shape[3])
     labels = shell_labels(bvals)
-    shells = sorted(set(labels[labels > 0].tolist()))
+    shells = tuple(sorted(set(labels[labels > 0].tolist())))
     b0 = np.flatnonzero(labels == 0)
     reference = b0 if b0.size else np.flatnonzero(labels == min(shells))
     mean_b0 = data[..., reference].mean(axis=3)
@@ -166,20 +148,25 @@ def dwi_metrics(nifti: Path, bval: Path, bvec: Path) -> QCResult:
         raise ValueError(f"brain mask of {int(brain.sum())} voxels: cannot measure this series")
     core = ndi.binary_erosion(brain, iterations=2)
     core = core if core.sum() >= 100 else brain
-    skipped: dict[str, str] = {}
-    metrics: dict[str, float] = {"n_volumes": float(data.shape[3]), "n_b0": float(b0.size),
-                                 "n_shells": float(len(shells)),
-                                 "n_directions": float(count_directions(bvecs[labels > 0]))}
-
-    sigma, method = noise_sigma(data, bvals, bvecs, labels, core, head)
-    if b0.size and np.isfinite(sigma) and sigma > 0:
-        metrics["snr_b0"] = float(mean_b0[brain].mean() / sigma)
-        metrics["sigma_b0"] = sigma
-    else:
-        skipped["snr_b0"] = "no b=0 volume" if not b0.size else "no noise estimate (1 b=0, <10 volumes, no air)"
     groups = {0: b0, **{s: np.flatnonzero(labels == s) for s in shells}}
-    inside = data[brain]
-    for label, idx in groups.items():
+    return DwiSeries(data, zooms, bvals, bvecs, labels, shells, groups, reference, mean_b0, head, brain, core)
+
+
+def _snr(s: DwiSeries) -> tuple[dict[str, float], dict[str, str], str]:
+    """``snr_b0`` and ``sigma_b0`` (or why not), and the noise method."""
+    sigma, method = noise_sigma(s.data, s.bvals, s.bvecs, s.labels, s.core, s.head)
+    if s.b0.size and np.isfinite(sigma) and sigma > 0:
+        return {"snr_b0": float(s.mean_b0[s.brain].mean() / sigma), "sigma_b0": sigma}, {}, method
+    why = "no b=0 volume" if not s.b0.size else "no noise estimate (1 b=0, <10 volumes, no air)"
+    return {}, {"snr_b0": why}, method
+
+
+def _shell_tsnr(s: DwiSeries) -> tuple[dict[str, float], dict[str, str]]:
+    """``tsnr_b{shell}`` of every shell with >= 2 volumes (b=0 included), or why not."""
+    metrics: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    inside = s.data[s.brain]
+    for label, idx in s.groups.items():
         if idx.size >= 2:
             block = inside[:, idx]
             std = block.std(axis=1, ddof=1)
@@ -187,66 +174,71 @@ def dwi_metrics(nifti: Path, bval: Path, bvec: Path) -> QCResult:
             metrics[f"tsnr_b{label}"] = float(np.median(ratio))
         else:
             skipped[f"tsnr_b{label}"] = f"{idx.size} volume(s)"
+    return metrics, skipped
 
-    # Slice dropouts (SOLID-like): per-slice mean signal in the brain over that of the neighbouring
-    # slices, robust z across the volumes of the shell.
-    signal, counts = slice_means(data, brain)
-    tested = (counts >= MIN_SLICE_FRACTION * counts.max()) & (counts >= 20)
-    z_drop = modified_z(neighbour_ratio(signal), list(groups.values()), DROPOUT_MAD_FLOOR)
-    z_drop[:, ~tested] = np.nan
-    dropouts = np.nan_to_num(z_drop, nan=0.0) < DROPOUT_Z
-    metrics["dropout_slices"] = float(dropouts.sum())
-    metrics["dropout_fraction"] = float(dropouts.sum() / max(np.isfinite(z_drop).sum(), 1))
 
-    # Spikes: per-slice mean of the air over the volume's mean air, robust z across a shell's volumes.
-    air = ~ndi.binary_dilation(head, iterations=3)
-    background, air_counts = slice_means(data, air)
-    whole = background @ air_counts / max(air_counts.sum(), 1)
-    z_spike = np.full(background.shape, np.nan)
-    if air_counts.sum() >= 1000 and np.mean(data[..., reference[0]][air] > 0) >= 0.1:
-        ratio = background / np.maximum(whole, 1e-6)[:, None]
-        z_spike = modified_z(ratio, list(groups.values()), SPIKE_MAD_FLOOR)
-        z_spike[:, air_counts < 100] = np.nan
-        spikes = np.nan_to_num(z_spike, nan=0.0) > SPIKE_Z
-        metrics["spikes"] = float(spikes.sum())
-    else:
-        spikes = np.zeros(background.shape, dtype=bool)
-        skipped["spikes"] = "no usable background (zeroed or too small)"
+def _b0_motion(s: DwiSeries) -> tuple[np.ndarray, np.ndarray, dict[str, float], dict[str, str]]:
+    """Motion parameters and FD of the b=0 volumes, ``fd_mean`` and ``fd_max`` (or why not)."""
+    if s.b0.size < 2:
+        why = f"{s.b0.size} b=0 volume(s): motion needs two"
+        return np.zeros((0, 6)), np.zeros(0), {}, {"fd_mean": why, "fd_max": why}
+    params = realign(s.data[..., s.b0], s.zooms, reference=0)
+    fd = framewise_displacement(params, FD_RADIUS)
+    return params, fd, {"fd_mean": float(fd.mean()), "fd_max": float(fd.max())}, {}
 
-    params = np.zeros((0, 6))
-    fd = np.zeros(0)
-    if b0.size >= 2:
-        params = realign(data[..., b0], zooms, reference=0)
-        fd = framewise_displacement(params, FD_RADIUS)
-        metrics["fd_mean"], metrics["fd_max"] = float(fd.mean()), float(fd.max())
-    else:
-        skipped["fd_mean"] = skipped["fd_max"] = f"{b0.size} b=0 volume(s): motion needs two"
 
-    metrics.update(efc=common.efc(mean_b0), fber=common.fber(mean_b0, head))
-    metrics.update(common.summary_stats(mean_b0, {"fg": brain, "bg": ~brain}))
-    metrics.update({f"size_{a}": float(n) for a, n in zip("xyzt", data.shape)})
-    metrics.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
-    extras = {
-        "bvalues": [round(float(b), 1) for b in bvals],
+def _image_metrics(s: DwiSeries) -> dict[str, float]:
+    """EFC, FBER and summary statistics of the mean b=0, and the geometry."""
+    metrics = {"efc": common.efc(s.mean_b0), "fber": common.fber(s.mean_b0, s.head)}
+    metrics.update(common.summary_stats(s.mean_b0, {"fg": s.brain, "bg": ~s.brain}))
+    metrics.update({f"size_{a}": float(n) for a, n in zip("xyzt", s.data.shape)})
+    metrics.update({f"spacing_{a}": z for a, z in zip("xyz", s.zooms)})
+    return metrics
+
+
+def _extras(s: DwiSeries, method: str, dropouts: Dropouts, spikes: Spikes, params: np.ndarray, fd: np.ndarray,
+            skipped: dict[str, str]) -> dict[str, object]:
+    labels, bvecs = s.labels, s.bvecs
+    return {
+        "bvalues": [round(float(b), 1) for b in s.bvals],
         "shell_of_volume": labels.tolist(),
-        "shells": [{"bvalue": int(s), "n_volumes": int((labels == s).sum()),
-                    "n_directions": count_directions(bvecs[labels == s]),
-                    "volumes": np.flatnonzero(labels == s).tolist()} for s in shells],
-        "n_directions_per_shell": {str(s): count_directions(bvecs[labels == s]) for s in shells},
-        "b0_volumes": b0.tolist(),
+        "shells": [{"bvalue": int(b), "n_volumes": int((labels == b).sum()),
+                    "n_directions": count_directions(bvecs[labels == b]),
+                    "volumes": np.flatnonzero(labels == b).tolist()} for b in s.shells],
+        "n_directions_per_shell": {str(b): count_directions(bvecs[labels == b]) for b in s.shells},
+        "b0_volumes": s.b0.tolist(),
         "noise_method": method,
-        "slice_signal": _matrix(signal, 1),
-        "slice_z": _matrix(z_drop, 2),
-        "slices_tested": tested.tolist(),
-        "dropouts": _cells(z_drop, dropouts),
-        "dropout_threshold": DROPOUT_Z,
-        "spikes": _cells(z_spike, spikes),
-        "spike_threshold": SPIKE_Z,
+        **dropouts.extras(),
+        **spikes.extras(),
         "motion_params": np.round(params, 6).tolist(),
         "motion_columns": ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"],
         "fd": np.round(fd, 5).tolist(),
-        "brain_mask_voxels": int(brain.sum()),
-        "head_mask_voxels": int(head.sum()),
+        "brain_mask_voxels": int(s.brain.sum()),
+        "head_mask_voxels": int(s.head.sum()),
         "not_measured": skipped,
     }
+
+
+def dwi_metrics(nifti: Path, bval: Path, bvec: Path) -> QCResult:
+    """Diffusion QC metrics of one series (see the module docstring)."""
+    start = time.perf_counter()
+    s = load_series(nifti, bval, bvec)
+    metrics: dict[str, float] = {"n_volumes": float(s.data.shape[3]), "n_b0": float(s.b0.size),
+                                 "n_shells": float(len(s.shells)),
+                                 "n_directions": float(count_directions(s.bvecs[s.labels > 0]))}
+    snr, skipped, method = _snr(s)
+    tsnr, why = _shell_tsnr(s)
+    metrics |= snr | tsnr
+    skipped |= why
+    dropouts = slice_dropouts(s.data, s.brain, list(s.groups.values()))
+    spikes = background_spikes(s.data, s.head, list(s.groups.values()), int(s.reference[0]))
+    metrics |= dropouts.metrics()
+    if spikes.measured:
+        metrics["spikes"] = float(spikes.hits.sum())
+    else:
+        skipped["spikes"] = "no usable background (zeroed or too small)"
+    params, fd, motion, why = _b0_motion(s)
+    metrics |= motion | _image_metrics(s)
+    skipped |= why
+    extras = _extras(s, method, dropouts, spikes, params, fd, skipped)
     return QCResult(kind="dwi", metrics=metrics, extras=extras, seconds=time.perf_counter() - start)

@@ -4,10 +4,10 @@ Pipeline (MRIQC's ``fmri_qc_workflow`` without AFNI/FSL/ANTs): orient to RAS, co
 non-steady-state volumes at the start (``dummy_trs``, nipype's ``NonSteadyStateDetector``) and
 drop them, realign every volume to the first kept one (:mod:`datman_flow.qc.realign`, in place
 of AFNI ``3dvolreg``), average the realigned series into the mean EPI, derive a head mask and an
-AFNI ``3dAutomask``-like brain mask from it, then compute the metrics. ``docs/metrics_fmri.md``
-gives every formula and each deviation from MRIQC. :func:`fmri_analysis` also returns the maps
-the picture draws (:mod:`datman_flow.qc.fmri_picture`), so the series is realigned and resampled
-once for both.
+AFNI ``3dAutomask``-like brain mask from it (:mod:`datman_flow.qc.epi_mask`), then compute the
+metrics. ``docs/metrics_fmri.md`` gives every formula and each deviation from MRIQC.
+:func:`fmri_analysis` also returns the maps the picture draws (:mod:`datman_flow.qc.fmri_picture`),
+so the series is realigned and resampled once for both.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage as ndi
 from scipy import stats
 
 from datman_flow.qc import common
+from datman_flow.qc.epi_mask import brain_mask
 from datman_flow.qc.realign import framewise_displacement, realign, reslice, resliced_moments
 from datman_flow.qc.result import QCResult
 
@@ -59,29 +59,6 @@ def count_dummies(global_signal: np.ndarray, thresh: float = 3.5) -> int:
     z = 0.6745 * dev / mad
     above = z > thresh
     return int(np.argmin(above)) if not above.all() else len(points)
-
-
-def clip_level(values: np.ndarray, mfrac: float = 0.5) -> float:
-    """AFNI ``3dClipLevel``-like threshold: ``mfrac`` times the median of the voxels above it."""
-    v = values[values > 0]
-    if v.size == 0:
-        return 0.0
-    level = mfrac * float(np.median(v))
-    for _ in range(30):
-        new = mfrac * float(np.median(v[v > level]))
-        if abs(new - level) <= 1e-4 * max(level, 1e-12):
-            break
-        level = new
-    return level
-
-
-def brain_mask(mean_epi: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """Voxels of the head above the clip level, opened once (peels off thin strands of scalp),
-    largest connected component, holes filled."""
-    mask = (mean_epi > clip_level(mean_epi[head])) & head
-    mask = ndi.binary_opening(mask, structure=ndi.generate_binary_structure(3, 1))
-    mask = common.largest_component(mask)
-    return common.fill_holes(mask) & head if mask.any() else mask
 
 
 def gsr(mean_epi: np.ndarray, mask: np.ndarray, axis: int) -> float:

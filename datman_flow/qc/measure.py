@@ -1,4 +1,5 @@
-"""One entry point for every kind of series: which metrics, which picture, the MRIQC-format JSON."""
+"""One entry point for every kind of series: its metrics, its picture and the MRIQC-format JSON,
+dispatched through the QC-kind table of :mod:`datman_flow.qc.kinds`."""
 
 from __future__ import annotations
 
@@ -9,16 +10,12 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
-
 from datman_flow.atomic import write_text_atomic
-from datman_flow.qc.result import QCKind, QCResult
+from datman_flow.qc.kinds import QC_KINDS, QCKind, qc_kind
+from datman_flow.qc.result import QCResult
 
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "anat": ("snr_total", "cnr", "cjv", "efc", "fber", "wm2max", "fwhm_avg", "icvs_csf", "icvs_gm", "icvs_wm"),
-    "fmri": ("tsnr", "fd_mean", "fd_perc", "dvars_std", "gsr_x", "gsr_y", "aor", "aqi", "dummy_trs"),
-    "dwi": ("snr_b0", "n_b0", "n_directions", "dropout_slices", "spikes", "fd_mean"),
-}
+# kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.
+KEY_METRICS: dict[str, tuple[str, ...]] = {name: spec.key_metrics for name, spec in QC_KINDS.items()}
 
 
 def software_version() -> str:
@@ -47,27 +44,9 @@ class Measured:
 
 def analyse(kind: QCKind, nifti: Path) -> Measured:
     """The metrics of one series (``seconds``: their wall time) and what :func:`picture` reuses."""
+    spec = qc_kind(kind)
     started = time.perf_counter()
-    reuse = None
-    if kind == "anat":
-        from datman_flow.qc.anat import anat_analysis
-
-        analysis = anat_analysis(nifti)
-        result, reuse = analysis.result, analysis.segmentation.brain
-    elif kind == "fmri":
-        from datman_flow.qc.fmri import fmri_analysis
-
-        reuse = fmri_analysis(nifti)
-        result = reuse.result
-    elif kind == "dwi":
-        from datman_flow.qc.dwi import dwi_metrics
-
-        bval, bvec = companion(nifti, ".bval"), companion(nifti, ".bvec")
-        if not bval.exists() or not bvec.exists():
-            raise FileNotFoundError(f"diffusion series without {bval.name} / {bvec.name}")
-        result = dwi_metrics(nifti, bval, bvec)
-    else:
-        raise ValueError(f"unknown QC type {kind!r}: anat, fmri or dwi")
+    result, reuse = spec.analyse(nifti)
     seconds = time.perf_counter() - started
     return Measured(QCResult(result.kind, result.metrics, result.extras, seconds=seconds), reuse)
 
@@ -77,19 +56,7 @@ def picture(kind: QCKind, nifti: Path, measured: Measured | QCResult, out_png: P
     realignment) and a T1w picture finds a quick brain mask of its own."""
     result = measured.result if isinstance(measured, Measured) else measured
     reuse = measured.reuse if isinstance(measured, Measured) else None
-    if kind == "anat":
-        from datman_flow.qc.anat_picture import anat_picture
-
-        return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics)
-    if kind == "fmri":
-        from datman_flow.qc.fmri import FmriAnalysis, reanalyse
-        from datman_flow.qc.fmri_picture import fmri_picture
-
-        analysis = reuse if isinstance(reuse, FmriAnalysis) else reanalyse(nifti, result)
-        return fmri_picture(analysis, out_png, name=companion(nifti, "").name)
-    from datman_flow.qc.dwi_picture import dwi_picture
-
-    return dwi_picture(nifti, result, out_png)
+    return qc_kind(kind).picture(nifti, result, reuse, out_png)
 
 
 def md5sum(path: Path) -> str:
@@ -105,7 +72,7 @@ def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
     sidecar = companion(nifti, ".json")
     bids_meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     record: dict[str, object] = dict(result.metrics)
-    record["bids_meta"] = bids_meta | {"modality": {"anat": "T1w", "fmri": "bold", "dwi": "dwi"}[result.kind]}
+    record["bids_meta"] = bids_meta | {"modality": qc_kind(result.kind).modality}
     record["provenance"] = {"md5sum": md5sum(nifti), "version": software_version(), "software": "datman-flow",
                             "settings": {"implementation": "numpy/scipy/nibabel (no FSL, ANTs or AFNI)"}}
     return record

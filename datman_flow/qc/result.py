@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-QCKind = Literal["anat", "fmri", "dwi"]
+from datman_flow.qc.kinds import QCKind
 
 
 @dataclass(frozen=True)
