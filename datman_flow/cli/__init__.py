@@ -14,6 +14,7 @@ import logging
 from datman_flow.cli import commands
 from datman_flow.cli import ingest as ingest_command
 from datman_flow.cli.gold import add_gold_commands
+from datman_flow.qc.kinds import QC_KINDS
 
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     qc = sub.add_parser("qc", help="image-quality metrics of one NIfTI, printed as JSON")
     qc.add_argument("nifti", help="a .nii or .nii.gz (diffusion: with its .bval and .bvec beside it)")
-    qc.add_argument("--type", required=True, choices=["anat", "fmri", "dwi"])
+    qc.add_argument("--type", required=True, choices=list(QC_KINDS))
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
     qc.set_defaults(func=commands.qc)
 

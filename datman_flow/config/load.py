@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from pydicom.datadict import keyword_dict
 
 from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
-from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
+from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
@@ -107,7 +107,7 @@ RuleTag = Annotated[str, AfterValidator(_known_tag)]
 
 class _TagEntry(BaseModel):
     model_config = _SCHEMA
-    qc: Literal["anat", "fmri", "dwi", "ignore"]
+    qc: TagQc
     description: str = ""
 
 

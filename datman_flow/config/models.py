@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
+from datman_flow.qc.kinds import QCKind
 
-QcKind = Literal["anat", "fmri", "dwi", "ignore"]
+# a tag's `qc:` value: a QC kind of the registry (qc/kinds.py), or ignore (converted, never measured)
+TagQc = Literal[(*get_args(QCKind), "ignore")]  # type: ignore[valid-type]
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -35,7 +37,7 @@ class TagInfo(BaseModel):
 
     model_config = _FROZEN
     name: str
-    qc: QcKind
+    qc: TagQc
     description: str = ""
 
 

@@ -15,7 +15,7 @@ from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT, DriftResult, 
 from datman_flow.pipeline.index import IndexedSession
 from datman_flow.pipeline.qc import SeriesQC
 from datman_flow.pipeline.resolve import SessionTarget
-from datman_flow.qc.measure import KEY_METRICS
+from datman_flow.qc.kinds import QC_KINDS
 from datman_flow.records import PulledSession, SeriesRecord
 
 Metadata = dict[str, object]
@@ -175,7 +175,8 @@ def qc_metadata(measured: Sequence[SeriesQC]) -> Metadata:
         "measured": sum(1 for q in measured if q.status == "measured"),
         "failed": sum(1 for q in measured if q.status == "failed"),
     }
-    for kind, names in KEY_METRICS.items():
+    for kind, spec in QC_KINDS.items():
+        names = spec.key_metrics
         rows = [(q.series.series_number, q.series.tag, *(fmt(q.result.metrics.get(n, "")) for n in names))
                 for q in measured if q.kind == kind and q.result]
         if rows:

@@ -15,7 +15,6 @@ from datman_flow.qc.kinds import QC_KINDS, QCKind, qc_kind
 from datman_flow.qc.result import QCResult
 
 # kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.
-KEY_METRICS: dict[str, tuple[str, ...]] = {name: spec.key_metrics for name, spec in QC_KINDS.items()}
 
 
 def software_version() -> str:
