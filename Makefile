@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-headless test bench bench-qc clean
+.PHONY: setup demo demo-headless lint test test-quick bench bench-qc clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,15 @@ demo: setup          ## emulator + sample sessions + Dagster UI with the sensor 
 demo-headless: setup ## the same without the UI: ingest every sample session, print, exit
 	$(BIN)/datman-flow demo --headless
 
-test: setup          ## the whole test suite (real DICOM from ../shared/dicom where present)
+lint: setup          ## ruff and the import contracts (docs/architecture.md)
+	$(BIN)/ruff check datman_flow tests benchmarks
+	$(BIN)/lint-imports
+
+test: lint           ## lint, then the whole test suite (real DICOM from ../shared/dicom where present)
 	$(BIN)/pytest -q
+
+test-quick: setup    ## the suite without the slow real-data tests, for development
+	$(BIN)/pytest -q -m "not slow"
 
 bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared/dicom
 	$(BIN)/python benchmarks/ingest.py

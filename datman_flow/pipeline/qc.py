@@ -1,4 +1,5 @@
-"""The QC step: every converted series whose tag asks for QC measured, with its picture and\nMRIQC-format JSON; each failure recorded with its reason, the others go on."""
+"""The QC step: every converted series whose tag asks for QC measured, with its picture and
+MRIQC-format JSON; each failure recorded with its reason, the others go on."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(subdivisions):
         cache: dict[tuple[int, int], int] = {}
 
-        def middle(a: int, b: int) -> int:
+        def middle(a: int, b: int, cache: dict[tuple[int, int], int] = cache) -> int:
             key = (min(a, b), max(a, b))
             if key not in cache:
                 m = v[a] + v[b]
