@@ -1,4 +1,4 @@
-"""XNAT access: the REST client, verified scan downloads, and the XNAT emulator."""
+"""XNAT access: the REST client, verified scan downloads, and the XNAT emulator (datman_flow.xnat.emulator)."""
 from .client import XnatClient
 from .download import ScanDownload, download_scan
 from .emulator import XnatEmulator, run_emulator, serve
