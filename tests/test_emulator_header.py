@@ -8,8 +8,8 @@ import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 from xnat_helpers import SEQUENCE_END, explicit, implicit, item, part10, write_series
 
-from datman_flow.xnat import emulator_header
-from datman_flow.xnat.emulator_header import Header, read_header, read_header_pydicom
+from datman_flow.xnat.emulator import dicom_header as emulator_header
+from datman_flow.xnat.emulator.dicom_header import Header, read_header, read_header_pydicom
 
 
 def explicit_dataset(description: bytes = b"rest BOLD", number: bytes | None = b"5",

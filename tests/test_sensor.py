@@ -8,7 +8,7 @@ import pytest
 from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.store import query
-from datman_flow.xnat import XnatEmulator
+from datman_flow.xnat.emulator import XnatEmulator
 from xnat_helpers import make_session
 
 STUDY = """

@@ -12,10 +12,10 @@ import pytest
 import requests
 from xnat_helpers import make_session, md5_of, write_series
 
-from datman_flow.xnat import emulator_index
 from datman_flow.xnat.emulator import XnatEmulator
-from datman_flow.xnat.emulator_header import read_header
-from datman_flow.xnat.emulator_index import EmulatorIndex
+from datman_flow.xnat.emulator import index as emulator_index
+from datman_flow.xnat.emulator.dicom_header import read_header
+from datman_flow.xnat.emulator.index import EmulatorIndex
 
 AUTH = ("admin", "admin")
 

@@ -1,13 +1,16 @@
-"""XNAT access: the REST client, verified scan downloads, and the XNAT emulator."""
+"""XNAT access: the REST client and verified scan downloads.
+
+The XNAT emulator (an XNAT-compatible server for tests and the demo, a test double) lives in
+`datman_flow.xnat.emulator`; nothing here imports it, so importing the client never loads it.
+"""
 from .client import XnatClient
 from .download import ScanDownload, download_scan
-from .emulator import XnatEmulator, run_emulator, serve
 from .errors import XnatAuthError, XnatBadResponse, XnatError, XnatTruncated, XnatUnavailable
 from .fetch import fetch_session
 from .models import Experiment, RemoteFile, Scan
 
 __all__ = [
     "Experiment", "RemoteFile", "Scan", "ScanDownload", "XnatAuthError", "XnatBadResponse",
-    "XnatClient", "XnatEmulator", "XnatError", "XnatTruncated", "XnatUnavailable",
-    "download_scan", "fetch_session", "run_emulator", "serve",
+    "XnatClient", "XnatError", "XnatTruncated", "XnatUnavailable",
+    "download_scan", "fetch_session",
 ]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .emulator_index import EmulatorIndex, FileEntry, ScanEntry, SessionEntry
+from .index import EmulatorIndex, FileEntry, ScanEntry, SessionEntry
 
 
 class NotFound(Exception):

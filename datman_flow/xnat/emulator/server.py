@@ -1,6 +1,6 @@
 """An XNAT-compatible HTTP server over a folder of DICOM sessions, for demos and tests.
 
-Serves `DATA/<project>/<session label>/**` (see emulator_index for how folders become
+Serves `DATA/<project>/<session label>/**` (see index.py for how folders become
 experiments, scans and files, including the `N-2` naming of colliding series numbers).
 GET routes, each also under `/REST` and `/data/archive` instead of `/data`:
   /data/projects, /data/projects/P/experiments, /data/experiments?project=P,
@@ -15,8 +15,10 @@ injected for tests: failing statuses, cut zip streams, expired sessions, HTML ga
 corrupted zip members.
 
 This module holds the server object (lifecycle, credentials and sessions, the fault API) and
-`run_emulator`; the pieces live in emulator_http (handler), emulator_routes (URLs and rows),
-emulator_zip (zip streaming), emulator_faults, emulator_index and emulator_header.
+`run_emulator`; the pieces live beside it in this package: handler.py (HTTP server and request
+handler), routes.py (URLs and rows), zipstream.py (zip streaming), faults.py (injected faults),
+index.py (the data folder as projects, sessions, scans, files) and dicom_header.py (the four
+DICOM tags read from each file).
 """
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from .emulator_faults import FaultState
-from .emulator_http import EmulatorServer
-from .emulator_index import EmulatorIndex
+from .faults import FaultState
+from .handler import EmulatorServer
+from .index import EmulatorIndex
 
 
 class XnatEmulator:

@@ -1,8 +1,8 @@
 """The XNAT emulator's HTTP side: the threading server and the request handler.
 
 The handler checks auth (HTTP Basic or the JSESSIONID cookie), applies injected faults, asks
-emulator_routes what the URL names and sends it: JSON listings, single files with a
-Content-Length, zips chunked (emulator_zip).
+routes.py what the URL names and sends it: JSON listings, single files with a
+Content-Length, zips chunked (zipstream.py).
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from .emulator_routes import NotFound, Route, data_segments, resolve
-from .emulator_zip import ChunkedWriter, StreamCut, write_zip
+from .routes import NotFound, Route, data_segments, resolve
+from .zipstream import ChunkedWriter, StreamCut, write_zip
 
 if TYPE_CHECKING:
-    from .emulator import XnatEmulator
+    from .server import XnatEmulator
 
 log = logging.getLogger(__name__)
 

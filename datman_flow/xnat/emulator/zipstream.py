@@ -9,7 +9,7 @@ import io
 import time
 import zipfile
 
-from .emulator_index import FileEntry
+from .index import FileEntry
 
 CHUNK = 1 << 16
 

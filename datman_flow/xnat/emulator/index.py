@@ -17,7 +17,7 @@ Rules (mirroring what XNAT shows after archiving):
 
 Session folders are re-listed on every experiments request (cheap); a session's headers are
 read lazily and cached per file (keyed by size and mtime), so files added later are picked
-up and unchanged ones are never read twice (emulator_header reads only the four needed
+up and unchanged ones are never read twice (dicom_header.py reads only the four needed
 tags). Each request re-walks the session folder (stat only); when no file's name, size or
 mtime changed since the last walk, the scans built then are answered again as they are.
 MD5 digests are computed on first demand and cached per (path, size, mtime).
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .emulator_header import Header, read_header
+from .dicom_header import Header, read_header
 
 _Listing = list[tuple[str, int, int]]  # (relative posix path, size, mtime_ns), sorted
 
