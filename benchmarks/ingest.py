@@ -72,20 +72,20 @@ def main() -> int:
         print(f"{ARCHIVE} not found: the benchmark needs ../shared/dicom", file=sys.stderr)
         return 2
 
+    import dagster as dg
+
     from datman_flow.config import load_config
+    from datman_flow.defs.runner import run_session
     from datman_flow.dicom.convert import find_dcm2niix
     from datman_flow.dicom.index import index_session
     from datman_flow.dicom.session_convert import convert_session
-    from datman_flow.defs.runner import run_session
-    from datman_flow.layout import DataLayout
     from datman_flow.drift import find_gold, promote
+    from datman_flow.layout import DataLayout
     from datman_flow.pipeline.drift import check_header_drift
     from datman_flow.pipeline.pull import pull_session
     from datman_flow.pipeline.resolve import resolve_session
     from datman_flow.xnat import XnatClient
     from datman_flow.xnat.emulator import XnatEmulator
-
-    import dagster as dg
 
     work = Path(tempfile.mkdtemp(prefix="datman-bench-"))
     try:

@@ -34,7 +34,7 @@ class SeriesRecord:
     conversion_message: str = ""
     dcm2niix_version: str = ""
 
-    def with_changes(self, **changes: object) -> "SeriesRecord":
+    def with_changes(self, **changes: object) -> SeriesRecord:
         return replace(self, **changes)
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real DICOM archives of ../shared/dicom, unpacked once per test session."""
+"""Shared fixtures: the real DICOM archives of ../shared/dicom, unpacked once per test session;
+one small session served by the XNAT emulator, and a client for it (the client tests)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
+from datman_flow.xnat import XnatClient
+from datman_flow.xnat.emulator import XnatEmulator
+
+from xnat_helpers import LABEL, make_session
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DICOM = REPO.parent / "shared" / "dicom"
@@ -36,3 +42,23 @@ def real_dicom(tmp_path_factory: pytest.TempPathFactory):
         return unpacked[name]
 
     return get
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> Path:
+    root = tmp_path / "xnat"
+    make_session(root, "STUDYA", LABEL, series=[
+        ("1.2.3.2", 2, "T1w MPRAGE", 3), ("1.2.3.5", 5, "rest BOLD", 40), ("1.2.3.6", 6, "fmap", 2)])
+    return root
+
+
+@pytest.fixture()
+def emu(data: Path):
+    with XnatEmulator(data) as server:
+        yield server
+
+
+@pytest.fixture()
+def client(emu: XnatEmulator):
+    with XnatClient(emu.url, "admin", "admin", timeout=(2, 10), retries=4, backoff=0.01) as c:
+        yield c

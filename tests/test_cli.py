@@ -12,6 +12,7 @@ import pytest
 
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
+
 from pipeline_helpers import CONFIGS, PHANTOM, copy_session, sample_template
 
 CLI = [sys.executable, "-m", "datman_flow.cli"]

@@ -12,6 +12,7 @@ from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.runner import run_session
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.xnat.emulator import XnatEmulator
+
 from xnat_helpers import make_session
 
 LABEL = "SPN01_CMH_0001_01_01"

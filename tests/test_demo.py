@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from datman_flow.store import query
+
 from pipeline_helpers import REPO
 
 

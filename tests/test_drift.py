@@ -16,10 +16,27 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from datman_flow.config.errors import issues_from_validation
 from datman_flow.config.yaml_lines import parse_yaml
-from datman_flow.drift import (DEFAULT_FIELDS, DEFAULT_TOLERANCES, Finding, GoldStandard, GoldStandardError,
-                               HeaderCheckSettings, HeaderCheckYaml, compare_parameters, extract_parameters,
-                               find_gold, findings_table_markdown, gold_path, list_gold, load_gold, merge, promote,
-                               provisional_reference, sidecar_parameters, write_gold)
+from datman_flow.drift import (
+    DEFAULT_FIELDS,
+    DEFAULT_TOLERANCES,
+    Finding,
+    GoldStandard,
+    GoldStandardError,
+    HeaderCheckSettings,
+    HeaderCheckYaml,
+    compare_parameters,
+    extract_parameters,
+    find_gold,
+    findings_table_markdown,
+    gold_path,
+    list_gold,
+    load_gold,
+    merge,
+    promote,
+    provisional_reference,
+    sidecar_parameters,
+    write_gold,
+)
 from datman_flow.drift.parameters import count_directions, round_bvalue
 
 BASE = {

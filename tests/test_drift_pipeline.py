@@ -12,6 +12,7 @@ import pytest
 
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
+
 from pipeline_helpers import CONFIGS, PHANTOM, copy_session, ingest, sample_template, series_files
 
 BASE, UPGRADED = "SPN01_CMH_0101_01_01", "SPN01_CMH_0102_01_01"

@@ -19,8 +19,14 @@ from pydicom.misc import is_dicom
 
 from datman_flow.dicom.convert import convert_series, find_dcm2niix
 from datman_flow.drift import Finding, HeaderCheckSettings, compare_parameters, extract_parameters, merge
-from datman_flow.drift.parameters import (ALIASES, KNOWN_FIELDS, OPTIONAL_FIELDS, diffusion_parameters,
-                                          nifti_parameters, sidecar_parameters)
+from datman_flow.drift.parameters import (
+    ALIASES,
+    KNOWN_FIELDS,
+    OPTIONAL_FIELDS,
+    diffusion_parameters,
+    nifti_parameters,
+    sidecar_parameters,
+)
 
 ARCHIVES = ("siemens_xa30", "ge_siemens_nih", "siemens_mosaic", "philips_ingenia")
 SUFFIX = re.compile(r"(_e\d+)?(_ph)?$")  # dcm2niix's echo / phase suffixes

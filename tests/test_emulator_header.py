@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
-from xnat_helpers import SEQUENCE_END, explicit, implicit, item, part10, write_series
 
 from datman_flow.xnat.emulator import dicom_header as emulator_header
 from datman_flow.xnat.emulator.dicom_header import Header, read_header, read_header_pydicom
+
+from xnat_helpers import SEQUENCE_END, explicit, implicit, item, part10, write_series
 
 
 def explicit_dataset(description: bytes = b"rest BOLD", number: bytes | None = b"5",

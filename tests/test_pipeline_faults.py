@@ -7,6 +7,7 @@ import pytest
 from datman_flow.store import query
 from datman_flow.xnat import XnatClient
 from datman_flow.xnat.emulator import XnatEmulator
+
 from pipeline_helpers import PHANTOM, copy_session, ingest, sample_template, series_files
 
 

@@ -12,6 +12,7 @@ import pytest
 from datman_flow.defs.runner import run_session
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
+
 from real_sessions import SESSIONS, link_session, write_configs
 
 

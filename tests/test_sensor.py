@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import dagster as dg
 import pytest
 
@@ -9,6 +11,7 @@ from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
+
 from xnat_helpers import make_session
 
 STUDY = """
@@ -165,5 +168,5 @@ def test_a_cursor_set_by_hand_in_an_older_form_is_understood():
     # `ingest --new`'s file before the CLI and the sensor shared one implementation
     cli = WatchState.from_json('{"cursor": ' + by_hand + ', "retry": ["A_B_0002_01_01"]}')
     assert cli.poll.projects == again.poll.projects and list(cli.retries.due) == ["A_B_0002_01_01"]
-    from datetime import datetime, timezone
-    assert cli.retries.take_due(datetime.now(timezone.utc)) == [("A_B_0002_01_01", 1)]  # as the sensor and CLI ask
+    from datetime import datetime
+    assert cli.retries.take_due(datetime.now(UTC)) == [("A_B_0002_01_01", 1)]  # as the sensor and CLI ask

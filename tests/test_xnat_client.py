@@ -6,12 +6,20 @@ import time
 from pathlib import Path
 
 import pytest
-# client, data and emu are fixtures (xnat_helpers): imported, pytest finds them in this module
-from xnat_helpers import LABEL, client, data, emu, md5_of, requests_to  # noqa: F401
 
-from datman_flow.xnat import (Experiment, RemoteFile, Scan, XnatAuthError, XnatBadResponse, XnatClient,
-                              XnatError, XnatUnavailable)
+from datman_flow.xnat import (
+    Experiment,
+    RemoteFile,
+    Scan,
+    XnatAuthError,
+    XnatBadResponse,
+    XnatClient,
+    XnatError,
+    XnatUnavailable,
+)
 from datman_flow.xnat.emulator import XnatEmulator
+
+from xnat_helpers import LABEL, md5_of, requests_to  # the fixtures client, data and emu: conftest.py
 
 
 def test_listings(client: XnatClient, data: Path) -> None:

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from xnat_helpers import make_session, md5_of, write_series
 
 from datman_flow.xnat.emulator import XnatEmulator
 from datman_flow.xnat.emulator import index as emulator_index
 from datman_flow.xnat.emulator.dicom_header import read_header
 from datman_flow.xnat.emulator.index import EmulatorIndex
+
+from xnat_helpers import make_session, md5_of, write_series
 
 AUTH = ("admin", "admin")
 

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-# client, data and emu are fixtures (xnat_helpers): imported, pytest finds them in this module
-from xnat_helpers import LABEL, client, data, emu, md5_of, requests_to  # noqa: F401
 
 from datman_flow.xnat import RemoteFile, XnatAuthError, XnatClient, XnatTruncated, download_scan, fetch_session
 from datman_flow.xnat.emulator import XnatEmulator
+
+from xnat_helpers import LABEL, md5_of, requests_to  # the fixtures client, data and emu: conftest.py
 
 
 def zips(emu: XnatEmulator) -> int:

@@ -1,5 +1,5 @@
-"""Tiny synthetic DICOM sessions for the XNAT emulator and client tests, and the fixtures the
-client tests (test_xnat_client.py, test_xnat_fetch.py) share: one session served by the emulator."""
+"""Tiny synthetic DICOM sessions for the XNAT emulator and client tests (the fixtures the client
+tests share, one session served by the emulator, are in conftest.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,11 +7,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from datman_flow.xnat import XnatClient
 from datman_flow.xnat.emulator import XnatEmulator
 
 
@@ -75,26 +73,6 @@ def md5_of(path: Path) -> str:
 
 # one session on the emulator and a client of it, for the client and fetch tests ----------
 LABEL = "STUDYA_CMH_0001_01"
-
-
-@pytest.fixture()
-def data(tmp_path: Path) -> Path:
-    root = tmp_path / "xnat"
-    make_session(root, "STUDYA", LABEL, series=[
-        ("1.2.3.2", 2, "T1w MPRAGE", 3), ("1.2.3.5", 5, "rest BOLD", 40), ("1.2.3.6", 6, "fmap", 2)])
-    return root
-
-
-@pytest.fixture()
-def emu(data: Path):
-    with XnatEmulator(data) as server:
-        yield server
-
-
-@pytest.fixture()
-def client(emu: XnatEmulator):
-    with XnatClient(emu.url, "admin", "admin", timeout=(2, 10), retries=4, backoff=0.01) as c:
-        yield c
 
 
 def requests_to(emu: XnatEmulator, fragment: str) -> int:

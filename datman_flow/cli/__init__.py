@@ -25,7 +25,8 @@ def add_dirs(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="datman-flow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (downloads, conversions, Dagster events)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress (downloads, conversions, Dagster events)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="configuration commands")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from datman_flow.config import ConfigError, check_config, load_config
+from datman_flow.config import check_config, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 
 

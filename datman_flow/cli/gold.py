@@ -38,7 +38,8 @@ def gold_promote(args: argparse.Namespace) -> int:
     except PromoteRefused as exc:
         print(exc, file=sys.stderr)
         return exc.code
-    print(f"{'replaced' if promoted.replaced else 'wrote'} {promoted.path}: review it and commit it with the other configs")
+    verb = "replaced" if promoted.replaced else "wrote"
+    print(f"{verb} {promoted.path}: review it and commit it with the other configs")
     return 0
 
 
@@ -47,7 +48,8 @@ def gold_list(args: argparse.Namespace) -> int:
     for gold in golds:
         source = gold.source
         print(f"{gold.study}/{gold.site}/{gold.tag}: from {source.get('session', '?')} series "
-              f"{source.get('series', '?')}, promoted {source.get('promoted_at', '?')}, {len(gold.parameters)} parameters")
+              f"{source.get('series', '?')}, promoted {source.get('promoted_at', '?')}, "
+              f"{len(gold.parameters)} parameters")
     for error in errors:
         print(f"unusable: {error}", file=sys.stderr)
     if not golds and not errors:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
@@ -28,9 +28,10 @@ def load_state(layout: DataLayout) -> watch.WatchState:
     return watch.WatchState.from_json(path.read_text() if path.exists() else None)
 
 
-def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState, record_rejected: bool = True) -> watch.Look:
+def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState,
+              record_rejected: bool = True) -> watch.Look:
     """One look at XNAT, said on the terminal (XnatError when no project can be listed)."""
-    found = watch.look(config, state, XnatClient.from_env, layout, datetime.now(timezone.utc),
+    found = watch.look(config, state, XnatClient.from_env, layout, datetime.now(UTC),
                        record_rejected=record_rejected)
     for error in found.errors:
         print(f"warning: {error}", file=sys.stderr)
@@ -66,7 +67,7 @@ def run_labels(labels: list[str], attempts: dict[str, int], config: LabConfig, c
                 print(f"  ({time.perf_counter() - started:.1f} s)")
             if not run.success:
                 failed.append(label)
-            note = watch.finished(state, layout, label, attempt, datetime.now(timezone.utc)) if state else None
+            note = watch.finished(state, layout, label, attempt, datetime.now(UTC)) if state else None
             if note:
                 print(f"  {note.message}", file=sys.stderr if note.gave_up else sys.stdout)
     return failed

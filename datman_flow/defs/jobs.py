@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-
 ingest_session_job = dg.define_asset_job(
     "ingest_session",
     selection=dg.AssetSelection.groups("session"),

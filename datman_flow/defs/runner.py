@@ -4,10 +4,10 @@ headless demo (the sensor's runs go through the daemon instead)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 

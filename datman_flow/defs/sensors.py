@@ -2,7 +2,7 @@
 again, after a growing delay, the sessions whose transfer from XNAT failed (the watching
 itself is pipeline/watch.py, shared with `datman-flow ingest --new`)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -32,7 +32,7 @@ def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSett
         order_by="update_timestamp", ascending=True, limit=200)
     layout, delays = datman.layout(), tuple(datman.retry_delays_minutes)
     for rec in records:
-        finished = rec.update_timestamp.astimezone(timezone.utc)
+        finished = rec.update_timestamp.astimezone(UTC)
         book.runs_after = max(datetime.fromisoformat(book.runs_after), finished).isoformat()
         label = rec.dagster_run.tags.get("dagster/partition", "")
         attempts = int(rec.dagster_run.tags.get(RETRY_TAG, "0") or 0)
@@ -51,7 +51,7 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     except ConfigError as exc:
         return dg.SkipReason(f"configuration is invalid, fix it and the next tick goes on:\n{exc}")
     state = watch.WatchState.from_json(context.cursor)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report_finished_runs(context, datman, state, now)
     try:
         found = watch.look(config, state, xnat.client, datman.layout(), now)

@@ -23,7 +23,8 @@ GROUP = "session"
 
 
 @dg.asset(partitions_def=SESSIONS, group_name=GROUP, kinds={"xnat", "dicom"})
-def raw_dicom(context: dg.AssetExecutionContext, datman: DatmanSettings, xnat: XnatResource) -> dg.Output[PulledSession]:
+def raw_dicom(context: dg.AssetExecutionContext, datman: DatmanSettings,
+              xnat: XnatResource) -> dg.Output[PulledSession]:
     """Every scan of the session downloaded from XNAT, each file's MD5 and the file count verified."""
     target = datman.session(context.partition_key)
     pulled = pull_step(target, datman.layout(), lambda: xnat.client(target.study.xnat.url))
@@ -33,7 +34,8 @@ def raw_dicom(context: dg.AssetExecutionContext, datman: DatmanSettings, xnat: X
 
 @dg.asset(partitions_def=SESSIONS, group_name=GROUP, kinds={"dicom"}, check_specs=[EXPECTED_SERIES_SPEC])
 def series_index(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: PulledSession):
-    """One row per series: number, description, UIDs, ImageType, file and frame counts, tag or the reason it has none."""
+    """One row per series: number, description, UIDs, ImageType, file and frame counts, tag or the
+    reason it has none; then the expected-series check."""
     indexed = index_step(datman.session(context.partition_key), datman.layout(), raw_dicom)
     yield dg.Output(indexed.series, metadata=metadata(summary.index_metadata(indexed)))
     yield check_result(summary.expected_series_outcome(indexed.check))

@@ -75,7 +75,8 @@ def remove_previous_outputs(out_dir: Path, stem: str) -> None:
             path.unlink()
 
 
-def convert_series(tool: Dcm2niix, series_dir: Path, out_dir: Path, stem: str, *, expected_files: int) -> ConversionOutcome:
+def convert_series(tool: Dcm2niix, series_dir: Path, out_dir: Path, stem: str, *,
+                   expected_files: int) -> ConversionOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{stem}.", dir=out_dir))
     try:
@@ -90,7 +91,8 @@ def convert_series(tool: Dcm2niix, series_dir: Path, out_dir: Path, stem: str, *
         niftis = [path for path in written if path.name.endswith((".nii.gz", ".nii"))]
         problems = notable_lines(output)
         if result.returncode != 0 and not niftis:
-            return ConversionOutcome("failed", f"dcm2niix exit {result.returncode}: {problems or output.strip()[-400:]}")
+            detail = problems or output.strip()[-400:]
+            return ConversionOutcome("failed", f"dcm2niix exit {result.returncode}: {detail}")
         if found and int(found.group(1)) < expected_files:
             return ConversionOutcome(
                 "failed", f"dcm2niix read {found.group(1)} of {expected_files} DICOM files; {problems}".rstrip("; "))

@@ -3,10 +3,23 @@ one is promoted, a provisional reference from the site's previous sessions). Pur
 Dagster, no store; callers pass paths and mappings and get findings back."""
 
 from datman_flow.drift.compare import Finding, compare_parameters, findings_table_markdown
-from datman_flow.drift.gold import (GoldStandard, GoldStandardError, find_gold, gold_path, list_gold, load_gold,
-                                    promote, write_gold)
-from datman_flow.drift.parameters import (DEFAULT_FIELDS, KNOWN_FIELDS, extract_parameters, normalise_parameters,
-                                          sidecar_parameters)
+from datman_flow.drift.gold import (
+                                    GoldStandard,
+                                    GoldStandardError,
+                                    find_gold,
+                                    gold_path,
+                                    list_gold,
+                                    load_gold,
+                                    promote,
+                                    write_gold,
+)
+from datman_flow.drift.parameters import (
+                                    DEFAULT_FIELDS,
+                                    KNOWN_FIELDS,
+                                    extract_parameters,
+                                    normalise_parameters,
+                                    sidecar_parameters,
+)
 from datman_flow.drift.reference import provisional_reference
 from datman_flow.drift.settings import DEFAULT_TOLERANCES, HeaderCheckSettings, HeaderCheckYaml, merge
 

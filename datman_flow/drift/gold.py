@@ -20,11 +20,11 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from datman_flow.suggest import did_you_mean
 from datman_flow.drift.parameters import KNOWN_FIELDS, extract_parameters, normalise_parameters
+from datman_flow.suggest import did_you_mean
 
 GOLD_DIR = "gold"
 TOP_KEYS = ("study", "site", "tag", "parameters", "source")
@@ -153,7 +153,7 @@ def promote(config_dir: Path | str, study: str, site: str, tag: str, nifti: Path
             session: str, series: str, dcm2niix_version: str, *, promoted_at: str | None = None) -> Path:
     """Make one converted series the gold standard of its tag at its site."""
     parameters = extract_parameters(Path(nifti), dicom=None if dicom is None else Path(dicom))
-    when = promoted_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = promoted_at or datetime.now(UTC).isoformat(timespec="seconds")
     source = {"session": session, "series": series, "promoted_at": when, "dcm2niix_version": dcm2niix_version}
     return write_gold(config_dir, GoldStandard(study, site, tag, parameters, source))
 

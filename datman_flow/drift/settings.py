@@ -24,8 +24,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from datman_flow.suggest import did_you_mean
 from datman_flow.drift.parameters import DEFAULT_FIELDS, KNOWN_FIELDS
+from datman_flow.suggest import did_you_mean
 
 # Absolute tolerances, in the sidecar's units. Each is above the noise seen between series of
 # one protocol (float rounding of DICOM decimal strings, dcm2niix's 6 significant digits,

@@ -13,8 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datman_flow.drift import (Finding, GoldStandardError, compare_parameters, extract_parameters, find_gold,
-                               gold_path, provisional_reference)
+from datman_flow.drift import (
+    Finding,
+    GoldStandardError,
+    compare_parameters,
+    extract_parameters,
+    find_gold,
+    gold_path,
+    provisional_reference,
+)
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
 from datman_flow.pipeline.resolve import SessionTarget

@@ -46,7 +46,7 @@ class PollCursor:
                           sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | None) -> "PollCursor":
+    def from_json(cls, text: str | None) -> PollCursor:
         if not text:
             return cls()
         try:

@@ -56,7 +56,7 @@ class RetryBook:
         return {"due": {label: list(entry) for label, entry in sorted(self.due.items())}, "runs_after": self.runs_after}
 
     @classmethod
-    def from_dict(cls, raw: object) -> "RetryBook":
+    def from_dict(cls, raw: object) -> RetryBook:
         if not isinstance(raw, dict):
             return cls()
         try:

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES, ExpectedSeriesResult
+from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
+from datman_flow.checks.expected_series import ExpectedSeriesResult
 from datman_flow.pipeline.convert import ConvertedSession
-from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT, DriftResult, promote_hint
+from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
+from datman_flow.pipeline.drift import DriftResult, promote_hint
 from datman_flow.pipeline.index import IndexedSession
 from datman_flow.pipeline.qc import SeriesQC
 from datman_flow.pipeline.resolve import SessionTarget

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from datman_flow.config import LabConfig
 from datman_flow.layout import DataLayout
@@ -22,8 +22,7 @@ from datman_flow.pipeline.poll import NewSession, PollCursor, RejectedSession, p
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES, RetryBook, RetryNote, book_finished_run
 from datman_flow.xnat import XnatClient
 
-
-DUE_AT_ONCE = datetime.min.replace(tzinfo=timezone.utc).isoformat()
+DUE_AT_ONCE = datetime.min.replace(tzinfo=UTC).isoformat()
 
 
 @dataclass

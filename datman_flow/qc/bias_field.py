@@ -39,7 +39,8 @@ def _poly_field(shape, idx, target: np.ndarray, brain: np.ndarray) -> np.ndarray
     field = np.einsum("ia,jb,abc->ijc", powers[0], powers[1], tensor) @ powers[2].T
     inside = field[brain]
     field -= np.float32(inside.mean())  # geometric mean 1 over the brain
-    lo, hi = max(float(inside.min() - inside.mean()), -MAX_LOG_FIELD), min(float(inside.max() - inside.mean()), MAX_LOG_FIELD)
+    lo = max(float(inside.min() - inside.mean()), -MAX_LOG_FIELD)
+    hi = min(float(inside.max() - inside.mean()), MAX_LOG_FIELD)
     np.clip(field, lo, max(lo, hi), out=field)
     return field
 

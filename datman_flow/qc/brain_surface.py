@@ -122,7 +122,7 @@ class Surface:
     dirs: np.ndarray
     faces: np.ndarray
 
-    def shifted(self, offset_mm) -> "Surface":
+    def shifted(self, offset_mm) -> Surface:
         """The same surface in a grid whose voxel 0 lies ``offset_mm`` from this one's."""
         return replace(self, centre=self.centre - np.asarray(offset_mm, dtype=np.float64))
 

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
-from datman_flow.qc.kinds import QC_KINDS, QCKind, qc_kind
+from datman_flow.qc.kinds import QCKind, qc_kind
 from datman_flow.qc.result import QCResult
 
 # kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.

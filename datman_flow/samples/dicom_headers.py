@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UID, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 
@@ -65,7 +65,7 @@ class SeriesHeader:
     protocol: str = ""  # ProtocolName; the description when empty
     image_type: tuple[str, ...] = ("ORIGINAL", "PRIMARY", "M", "ND", "NORM")
 
-    def derived(self, number: int, kind: str) -> "SeriesHeader":
+    def derived(self, number: int, kind: str) -> SeriesHeader:
         """A scanner-derived series computed from this one (e.g. ``kind`` 'FA': an FA map
         named '<description>_FA' with ImageType DERIVED\\PRIMARY\\FA\\ND\\NORM)."""
         return replace(

@@ -70,7 +70,7 @@ class HeadModel:
     bias: tuple[float, ...]  # coefficients of a smooth multiplicative field
 
     @classmethod
-    def from_seed(cls, seed: int) -> "HeadModel":
+    def from_seed(cls, seed: int) -> HeadModel:
         rng = np.random.default_rng([seed, 11])
         scale = 1.0 + rng.uniform(-0.04, 0.04, 3)
         return cls(

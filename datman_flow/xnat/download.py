@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -138,7 +138,7 @@ def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
         zip_path.unlink()
         manifest = {
             "experiment_id": experiment_id, "scan_id": scan_id,
-            "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": [{"name": f.name, "size": f.size, "md5": md5s[f.name]} for f in expected],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))

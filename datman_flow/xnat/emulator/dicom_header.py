@@ -23,8 +23,12 @@ from pathlib import Path
 
 from pydicom.filereader import read_partial
 from pydicom.tag import Tag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian, \
-    PrivateTransferSyntaxes
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    PrivateTransferSyntaxes,
+)
 
 STUDY_DATE, DESCRIPTION, SERIES_UID, SERIES_NUMBER = 0x00080020, 0x0008103E, 0x0020000E, 0x00200011
 _LAST_TAG = SERIES_NUMBER

@@ -146,13 +146,13 @@ def run_emulator(data_dir: Path, host: str = "127.0.0.1", port: int = 8080,
     """Serve `data_dir` as an XNAT server until Ctrl-C (blocking; used by the CLI)."""
     emulator = XnatEmulator(data_dir, host=host, port=port, user=user, password=password)
     emulator.start()
-    print(f"XNAT emulator serving {Path(data_dir).resolve()} at {emulator.url} "
+    print(f"XNAT emulator serving {Path(data_dir).resolve()} at {emulator.url} "  # noqa: T201 - `datman-flow xnat-emulator`
           f"(user {user!r}); Ctrl-C to stop", flush=True)
     try:
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("XNAT emulator stopped", flush=True)
+        print("XNAT emulator stopped", flush=True)  # noqa: T201
     finally:
         emulator.stop()
 
