@@ -62,3 +62,10 @@ def emu(data: Path):
 def client(emu: XnatEmulator):
     with XnatClient(emu.url, "admin", "admin", timeout=(2, 10), retries=4, backoff=0.01) as c:
         yield c
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reads the real scanner archives is `slow` (`make test-quick` leaves them out)."""
+    for item in items:
+        if "real_dicom" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -81,6 +81,7 @@ def test_ingest_new_polls_once_then_finds_nothing_new(xnat, tmp_path):
     assert rows == [{"status": "ingested", "n": 6}, {"status": "rejected", "n": 1}]
 
 
+@pytest.mark.slow
 def test_six_sessions_ingested_at_once_into_one_store_lose_nothing(xnat, tmp_path):
     """Six processes write one data folder at the same time (DuckDB allows one writer per file)."""
     _, env = xnat

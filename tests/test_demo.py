@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from datman_flow.store import query
 
 from pipeline_helpers import REPO
 
 
+@pytest.mark.slow
 def test_demo_headless_ingests_every_sample_session(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATMAN_", "XNAT_", "DAGSTER_HOME"))}
     result = subprocess.run([sys.executable, "-m", "datman_flow.cli", "demo", "--headless", "--dir", str(tmp_path)],

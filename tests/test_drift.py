@@ -27,7 +27,6 @@ from datman_flow.drift import (
     compare_parameters,
     extract_parameters,
     find_gold,
-    findings_table_markdown,
     gold_path,
     list_gold,
     load_gold,
@@ -128,15 +127,17 @@ def test_ignore_list_and_fields_outside_the_allow_list():
     assert settings.compared == tuple(f for f in DEFAULT_FIELDS if f not in ("FlipAngle", "SoftwareVersions"))
 
 
-def test_findings_table_markdown():
+def test_findings_table_for_people():
+    from datman_flow.pipeline.summary import drift_table
+
     actual = changed(SliceTiming=[i * 0.05 for i in range(60)], SoftwareVersions="XA|50")
-    table = findings_table_markdown(compare_parameters(actual, BASE, SETTINGS, provisional=True))
-    lines = table.splitlines()
-    assert lines[0] == "| field | expected | actual | tolerance | kind |"
-    assert lines[2] == "| SoftwareVersions | syngo MR XA30 | XA\\|50 |  | software_upgrade (provisional reference) |"
-    assert lines[3] == ("| SliceTiming | [0, 0.5, 1, 1.5] | [0, 0.05, 0.1, 0.15, …, 2.9, 2.95] (60 values) "
+    findings = [("7", "RST", f) for f in compare_parameters(actual, BASE, SETTINGS, provisional=True)]
+    lines = drift_table(findings).splitlines()
+    assert lines[0] == "| series | tag | field | expected | actual | tolerance | kind |"
+    assert lines[2] == "| 7 | RST | SoftwareVersions | syngo MR XA30 | XA\\|50 |  | software_upgrade (provisional reference) |"
+    assert lines[3] == ("| 7 | RST | SliceTiming | [0, 0.5, 1, 1.5] | [0, 0.05, 0.1, 0.15, …, 2.9, 2.95] (60 values) "
                         "| 0.005 | changed (provisional reference) |")
-    assert findings_table_markdown([]).startswith("No drift")
+    assert drift_table([]).startswith("no drift")
 
 
 # ---- settings -----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 one is promoted, a provisional reference from the site's previous sessions). Pure core: no
 Dagster, no store; callers pass paths and mappings and get findings back."""
 
-from datman_flow.drift.compare import Finding, compare_parameters, findings_table_markdown
+from datman_flow.drift.compare import Finding, compare_parameters, format_value
 from datman_flow.drift.gold import (
                                     GoldStandard,
                                     GoldStandardError,
@@ -26,6 +26,6 @@ from datman_flow.drift.settings import DEFAULT_TOLERANCES, HeaderCheckSettings, 
 __all__ = [
     "DEFAULT_FIELDS", "KNOWN_FIELDS", "DEFAULT_TOLERANCES", "Finding", "GoldStandard", "GoldStandardError",
     "HeaderCheckSettings", "HeaderCheckYaml", "compare_parameters", "extract_parameters", "find_gold",
-    "findings_table_markdown", "gold_path", "list_gold", "load_gold", "merge", "normalise_parameters",
+    "format_value", "gold_path", "list_gold", "load_gold", "merge", "normalise_parameters",
     "promote", "provisional_reference", "sidecar_parameters", "write_gold",
 ]

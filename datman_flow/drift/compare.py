@@ -91,20 +91,3 @@ def format_value(value: object) -> str:
             return f"[{', '.join(items)}] ({len(value)} values)"
         return f"[{', '.join(items)}]"
     return str(value)
-
-
-def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def findings_table_markdown(findings: Sequence[Finding]) -> str:
-    """Markdown table: field | expected | actual | tolerance | kind (provisional marked)."""
-    if not findings:
-        return "No drift: every compared parameter matches its reference."
-    lines = ["| field | expected | actual | tolerance | kind |", "|---|---|---|---|---|"]
-    for f in findings:
-        tolerance = "" if f.tolerance is None else format_value(f.tolerance)
-        kind = f.kind + (" (provisional reference)" if f.provisional else "")
-        cells = [f.field, format_value(f.expected), format_value(f.actual), tolerance, kind]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)

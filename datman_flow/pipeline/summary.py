@@ -11,6 +11,7 @@ from pathlib import Path
 
 from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.checks.expected_series import ExpectedSeriesResult
+from datman_flow.drift import Finding, format_value
 from datman_flow.pipeline.convert import ConvertedSession
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.drift import DriftResult, promote_hint
@@ -148,18 +149,26 @@ def conversion_warnings(converted: ConvertedSession) -> list[str]:
             for s in converted.series if s.conversion_status == "failed"]
 
 
+def drift_table(findings: Sequence[tuple[str, str | None, Finding]]) -> Markdown:
+    """series | tag | field | expected | actual | tolerance | kind; long values shortened."""
+    if not findings:
+        return Markdown("no drift: every compared parameter matches its reference")
+    return markdown_table(
+        ["series", "tag", "field", "expected", "actual", "tolerance", "kind"],
+        [(n, t, f.field, format_value(f.expected), format_value(f.actual),
+          "" if f.tolerance is None else format_value(f.tolerance),
+          f.kind + (" (provisional reference)" if f.provisional else "")) for n, t, f in findings])
+
+
 def drift_outcome(target: SessionTarget, result: DriftResult) -> CheckOutcome:
     findings = [(s.series.series_number, s.series.tag, f) for s, f in result.findings]
-    table = markdown_table(
-        ["series", "tag", "field", "expected", "actual", "tolerance", "kind"],
-        [(n, t, f.field, f.expected, f.actual, f.tolerance, f.kind + (" (provisional)" if f.provisional else ""))
-         for n, t, f in findings]) if findings else "no drift"
+    table = drift_table(findings)
     references = markdown_table(["series", "tag", "reference"],
                                 [(s.series.series_number, s.series.tag, s.reference or s.error or "none yet")
                                  for s in result.checked])
     hints = [promote_hint(target, s) for s in result.without_reference]
     return CheckOutcome(HEADER_DRIFT, result.passed, result.severity, result.summary(), {
-        "findings": Markdown(table),
+        "findings": table,
         "references": references,
         "software_upgrades": sum(1 for _, _, f in findings if f.kind == "software_upgrade"),
         "to_promote": Markdown("\n".join(f"- {h}" for h in hints) or "nothing"),
