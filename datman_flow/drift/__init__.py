@@ -4,21 +4,21 @@ Dagster, no store; callers pass paths and mappings and get findings back."""
 
 from datman_flow.drift.compare import Finding, compare_parameters, format_value
 from datman_flow.drift.gold import (
-                                    GoldStandard,
-                                    GoldStandardError,
-                                    find_gold,
-                                    gold_path,
-                                    list_gold,
-                                    load_gold,
-                                    promote,
-                                    write_gold,
+    GoldStandard,
+    GoldStandardError,
+    find_gold,
+    gold_path,
+    list_gold,
+    load_gold,
+    promote,
+    write_gold,
 )
 from datman_flow.drift.parameters import (
-                                    DEFAULT_FIELDS,
-                                    KNOWN_FIELDS,
-                                    extract_parameters,
-                                    normalise_parameters,
-                                    sidecar_parameters,
+    DEFAULT_FIELDS,
+    KNOWN_FIELDS,
+    extract_parameters,
+    normalise_parameters,
+    sidecar_parameters,
 )
 from datman_flow.drift.reference import provisional_reference
 from datman_flow.drift.settings import DEFAULT_TOLERANCES, HeaderCheckSettings, HeaderCheckYaml, merge
