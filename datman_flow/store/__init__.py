@@ -5,13 +5,13 @@ The store imports nothing of the project above it."""
 from datman_flow.store.database import ensure_views, open_store, query
 from datman_flow.store.metric_store import MetricStore
 from datman_flow.store.rows import (
-           CheckRow,
-           HeaderDiffRow,
-           HeaderParameterRow,
-           QcMetricRow,
-           QcSeriesRow,
-           SeriesRow,
-           SessionRow,
+    CheckRow,
+    HeaderDiffRow,
+    HeaderParameterRow,
+    QcMetricRow,
+    QcSeriesRow,
+    SeriesRow,
+    SessionRow,
 )
 from datman_flow.store.schema import TABLES
 
