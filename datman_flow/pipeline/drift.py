@@ -24,6 +24,7 @@ from datman_flow.drift import (
 )
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
+from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.records import SeriesRecord
 from datman_flow.store import CheckRow, HeaderDiffRow, HeaderParameterRow, MetricStore
@@ -163,10 +164,11 @@ def drift_step(target: SessionTarget, series: Sequence[SeriesRecord], config_dir
     and one check row per series."""
     sid = target.scan_id
     history = store_history(layout.metric_store, sid.study, sid.site, sid.is_phantom)
-    result = check_header_drift(target, series, config_dir, history)
-    persist.record_rows(layout, HeaderParameterRow, target.label, parameter_rows(target, result))
-    persist.record_rows(layout, HeaderDiffRow, target.label, diff_rows(target.label, result))
-    persist.record_checks(layout, target.label, CHECK_NAME, check_rows(target.label, result))
+    with session_lock(layout, target.label, "the header check"):
+        result = check_header_drift(target, series, config_dir, history)
+        persist.record_rows(layout, HeaderParameterRow, target.label, parameter_rows(target, result))
+        persist.record_rows(layout, HeaderDiffRow, target.label, diff_rows(target.label, result))
+        persist.record_checks(layout, target.label, CHECK_NAME, check_rows(target.label, result))
     return result
 
 

@@ -9,6 +9,7 @@ from datman_flow.checks.expected_series import CHECK_NAME, ExpectedSeriesResult,
 from datman_flow.dicom.index import index_session
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
+from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.records import PulledSession, SeriesRecord
 
@@ -20,8 +21,9 @@ class IndexedSession:
 
 
 def index_step(target: SessionTarget, layout: DataLayout, pulled: PulledSession) -> IndexedSession:
-    series = index_session(pulled, target.rules)
-    persist.record_series(layout, target.label, series)
-    check = check_expected_series(target.label, series, target.rules)
-    persist.record_checks(layout, target.label, CHECK_NAME, check.rows)
+    with session_lock(layout, target.label, "the index"):
+        series = index_session(pulled, target.rules)
+        persist.record_series(layout, target.label, series)
+        check = check_expected_series(target.label, series, target.rules)
+        persist.record_checks(layout, target.label, CHECK_NAME, check.rows)
     return IndexedSession(series, check)

@@ -12,6 +12,7 @@ from pathlib import Path
 from datman_flow.config import TagInfo
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
+from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
@@ -75,7 +76,8 @@ def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcSeriesRow]
 def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRecord],
             registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
     """Measure the session's series and record their metrics and outcomes."""
-    measured = measure_session(series, registry)
-    persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
-    persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
+    with session_lock(layout, target.label, "the QC step"):
+        measured = measure_session(series, registry)
+        persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
+        persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
     return measured
