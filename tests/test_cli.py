@@ -128,3 +128,27 @@ def test_qc_command_prints_metrics_as_json(tmp_path):
     assert (tmp_path / "bold.png").stat().st_size > 10_000
     missing = run_cli("qc", str(tmp_path / "nope.nii.gz"), "--type", "fmri")
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_scan_that_did_not_arrive_exits_3_and_the_next_new_retries_it(tmp_path):
+    """What a cron job sees: exit 3 while a scan is missing, the session retried by a later
+    `ingest --new` (the sensor's bookkeeping), then complete."""
+    from xnat_helpers import make_session
+
+    make_session(tmp_path / "xnat", "SPINS_CMH", "SPN01_CMH_0001_01_01")
+    data = tmp_path / "d"
+    with XnatEmulator(tmp_path / "xnat", port=0, user="u", password="p") as emulator:
+        env = {"DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p", "DATMAN_CONFIG_DIR": str(CONFIGS)}
+        emulator.cut_next_zip(100, times=1000)  # every download is cut short
+        first = run_cli("ingest", "--new", "--retry-delays", "0", "--data-dir", str(data), env=env)
+        assert first.returncode == 3, first.stdout + first.stderr
+        assert "incomplete (a scan not downloaded): SPN01_CMH_0001_01_01" in first.stdout
+        assert "retry 1 at" in first.stdout
+        emulator.clear_faults()
+        second = run_cli("ingest", "--new", "--retry-delays", "0", "--data-dir", str(data), env=env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "0 new, 0 rejected, 1 to retry" in second.stdout and "1 of 1 session(s) ingested" in second.stdout
+    rows = query(data / "metrics.duckdb", data / "store", "SELECT download_status, count(*) n FROM series GROUP BY ALL")
+    assert rows == [{"download_status": "complete", "n": 2}]
+    bad = run_cli("ingest", "--new", "--retry-delays", "10,x", "--data-dir", str(data), env=env)
+    assert bad.returncode == 2 and "minutes separated by commas" in bad.stderr

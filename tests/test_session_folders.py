@@ -72,3 +72,22 @@ def test_outputs_of_series_the_session_no_longer_has_are_removed(tmp_path):
                            download_status="complete", tag="T1")]
     assert sorted(prune_vanished_outputs(layout, target, series)) == sorted(gone)
     assert sorted(p.name for p in nii.iterdir()) == sorted([*kept, other_session, "notes.txt"])
+
+
+def test_a_session_stuck_in_ingesting_is_run_again_unless_a_run_holds_it(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from datman_flow.pipeline import watch
+    from datman_flow.pipeline.locks import is_locked
+    from datman_flow.store import SessionRow
+
+    layout = DataLayout(tmp_path)
+    long_ago = datetime.now().replace(microsecond=0) - timedelta(hours=5)
+    for label, when in ((LABEL, long_ago), ("SPN01_CMH_0002_01_01", datetime.now().replace(microsecond=0))):
+        layout.metric_store.replace(SessionRow, label, [SessionRow(session=label, status="ingesting", ingested_at=when)])
+    state, now = watch.WatchState(), datetime.now(UTC)
+    with session_lock(layout, LABEL, "the pull"):  # a run is still at work on it: leave it alone
+        assert watch.book_stuck(state, layout, now, timedelta(hours=3), lambda label: is_locked(layout, label)) == []
+    said = watch.book_stuck(state, layout, now, timedelta(hours=3), lambda label: is_locked(layout, label))
+    assert len(said) == 1 and LABEL in said[0] and "no run is working on it" in said[0]
+    assert state.retries.take_due(now) == [(LABEL, 1)]  # the recent one is not stuck

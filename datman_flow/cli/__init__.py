@@ -14,12 +14,23 @@ import logging
 from datman_flow.cli import commands
 from datman_flow.cli import ingest as ingest_command
 from datman_flow.cli.gold import add_gold_commands
+from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
 
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
     parser.add_argument("--data-dir", help="data folder (default: env DATMAN_DATA_DIR, else ./data)")
+
+
+def minutes_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: minutes separated by commas, e.g. 10,30,90") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: minutes cannot be negative")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--new", action="store_true", help="poll XNAT once and ingest what is new")
     ingest.add_argument("--dry-run", action="store_true",
                         help="say which sessions would be ingested (and which refused), change nothing")
+    ingest.add_argument("--retry-delays", type=minutes_list, default=list(DEFAULT_DELAYS_MINUTES), metavar="M,M,...",
+                        help="with --new: minutes before each retry of a session whose transfer from XNAT "
+                             "failed, as the sensor does (default: %(default)s)")
     add_dirs(ingest)
     ingest.set_defaults(func=ingest_command.ingest)
 

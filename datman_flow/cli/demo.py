@@ -82,7 +82,7 @@ def run_headless(root: Path, samples, config_dir: Path) -> int:
     config = load_config(config_dir)
     state = load_state(layout)
     found = look_once(config, layout, state)
-    failed = run_labels(found.labels, dict(found.retries), config, config_dir, layout, state=state, timed=True)
+    failed = run_labels(found.labels, dict(found.retries), config, config_dir, layout, state=state, timed=True).failed
     write_text_atomic(state_path(layout), state.to_json())
     print(f"\n{len(found.labels) - len(failed)} of {len(found.labels)} sessions ingested; outputs under "
           f"{layout.root}, metric store {layout.metric_store.db_path}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +15,14 @@ from datman_flow.cli.render import print_run
 from datman_flow.config import ConfigError, LabConfig, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 from datman_flow.pipeline import watch
+from datman_flow.pipeline.locks import is_locked
 from datman_flow.pipeline.resolve import SessionRejected, resolve_session
-from datman_flow.pipeline.retry import RETRY_TAG
+from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES, RETRY_TAG, transfer_trouble
 from datman_flow.xnat import XnatClient, XnatError
+
+EXIT_FAILED = 1  # a run failed, or a label was refused
+EXIT_CONFIG = 2  # the configuration is invalid
+EXIT_INCOMPLETE = 3  # every run finished, but a scan did not arrive complete (a later --new retries it)
 
 
 def state_path(layout: DataLayout) -> Path:
@@ -32,9 +38,9 @@ def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState,
               record_rejected: bool = True) -> watch.Look:
     """One look at XNAT, said on the terminal (XnatError when no project can be listed)."""
     found = watch.look(config, state, XnatClient.from_env, layout, datetime.now(UTC),
-                       record_rejected=record_rejected)
-    for error in found.errors:
-        print(f"warning: {error}", file=sys.stderr)
+                       record_rejected=record_rejected, is_active=lambda label: is_locked(layout, label))
+    for line in found.errors + found.stuck:
+        print(f"warning: {line}", file=sys.stderr)
     for rejected in found.rejected:
         print(f"{rejected.experiment.label}: not ingested: {rejected.reason}", file=sys.stderr)
     waiting = f", {len(state.retries.due)} waiting" if state.retries.due else ""
@@ -43,14 +49,21 @@ def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState,
     return found
 
 
+@dataclass
+class Outcomes:
+    failed: list[str] = field(default_factory=list)  # refused labels and runs that failed
+    incomplete: list[str] = field(default_factory=list)  # ran, but a scan did not arrive complete
+
+
 def run_labels(labels: list[str], attempts: dict[str, int], config: LabConfig, config_dir: Path,
                layout: DataLayout, verbose: bool = False, state: watch.WatchState | None = None,
-               timed: bool = False) -> list[str]:
+               timed: bool = False, delays: tuple[int, ...] = DEFAULT_DELAYS_MINUTES) -> Outcomes:
     """Run each session in-process and print it; with a watch state, each finished run is
-    reported to it (a failed transfer books a retry). Returns the labels that failed."""
+    reported to it (a failed transfer books a retry, as the sensor does)."""
     from datman_flow.defs.runner import dagster_instance, run_session  # Dagster loads only for a run
 
-    failed: list[str] = []
+    outcomes = Outcomes()
+    failed = outcomes.failed
     with dagster_instance() as instance:
         for label in labels:
             try:
@@ -67,10 +80,12 @@ def run_labels(labels: list[str], attempts: dict[str, int], config: LabConfig, c
                 print(f"  ({time.perf_counter() - started:.1f} s)")
             if not run.success:
                 failed.append(label)
-            note = watch.finished(state, layout, label, attempt, datetime.now(UTC)) if state else None
+            elif transfer_trouble(layout, label):
+                outcomes.incomplete.append(label)
+            note = watch.finished(state, layout, label, attempt, datetime.now(UTC), delays) if state else None
             if note:
                 print(f"  {note.message}", file=sys.stderr if note.gave_up else sys.stdout)
-    return failed
+    return outcomes
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -79,7 +94,7 @@ def ingest(args: argparse.Namespace) -> int:
         config = load_config(config_dir)
     except ConfigError as exc:
         print(f"configuration errors:\n{exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     layout = DataLayout(data_dir)
     state, attempts = None, {}
     if args.new:
@@ -94,12 +109,15 @@ def ingest(args: argparse.Namespace) -> int:
         labels = args.session
     if args.dry_run:
         return dry_run(config, labels)
-    failed = run_labels(labels, attempts, config, config_dir, layout, verbose=args.verbose, state=state)
+    outcomes = run_labels(labels, attempts, config, config_dir, layout, verbose=args.verbose, state=state,
+                          delays=tuple(args.retry_delays))
     if state is not None:
         write_text_atomic(state_path(layout), state.to_json())
+    failed, incomplete = outcomes.failed, outcomes.incomplete
     print(f"\n{len(labels) - len(failed)} of {len(labels)} session(s) ingested" + (
-        f"; failed: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+        f"; failed: {', '.join(failed)}" if failed else "") + (
+        f"; incomplete (a scan not downloaded): {', '.join(incomplete)}" if incomplete else ""))
+    return EXIT_FAILED if failed else EXIT_INCOMPLETE if incomplete else 0
 
 
 def dry_run(config: LabConfig, labels: list[str]) -> int:

@@ -25,6 +25,7 @@ class DatmanSettings(dg.ConfigurableResource):
     config_dir: str = ""
     data_dir: str = ""
     retry_delays_minutes: list[int] = list(DEFAULT_DELAYS_MINUTES)  # retries of failed transfers
+    stuck_after_minutes: int = 180  # a session `ingesting` this long with no run going on is run again
     _config: LabConfig | None = PrivateAttr(default=None)
     _config_error: ConfigError | None = PrivateAttr(default=None)
 

@@ -2,7 +2,7 @@
 again, after a growing delay, the sessions whose transfer from XNAT failed (the watching
 itself is pipeline/watch.py, shared with `datman-flow ingest --new`)."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -11,11 +11,14 @@ from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.pipeline import watch
+from datman_flow.pipeline.locks import is_locked
 from datman_flow.pipeline.retry import RETRY_TAG
 from datman_flow.xnat import XnatError
 
 POLL_SECONDS = 30
 SOURCE_TAG = {"datman/source": "sensor"}
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+          dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSettings, state: watch.WatchState,
@@ -53,13 +56,18 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     state = watch.WatchState.from_json(context.cursor)
     now = datetime.now(UTC)
     report_finished_runs(context, datman, state, now)
+    def is_active(label: str) -> bool:
+        return is_locked(datman.layout(), label) or bool(context.instance.get_run_records(
+            filters=dg.RunsFilter(tags={"dagster/partition": label}, statuses=ACTIVE), limit=1))
+
     try:
-        found = watch.look(config, state, xnat.client, datman.layout(), now)
+        found = watch.look(config, state, xnat.client, datman.layout(), now,
+                           stuck_after=timedelta(minutes=datman.stuck_after_minutes), is_active=is_active)
     except XnatError as exc:
         context.update_cursor(state.to_json())  # retries wait for XNAT too
         return dg.SkipReason(f"XNAT unavailable or answering garbage, tick skipped: {exc}")
-    for error in found.errors:
-        context.log.warning(error)
+    for line in found.errors + found.stuck:
+        context.log.warning(line)
     for rejected in found.rejected:
         exp = rejected.experiment
         context.log.warning(f"session {exp.label!r} ({exp.project}) not ingested: {rejected.reason}")

@@ -58,3 +58,17 @@ def session_lock(layout: DataLayout, label: str, step: str,
             handle.truncate()
             handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def is_locked(layout: DataLayout, label: str) -> bool:
+    """Whether a run (in this or another process) holds the session's lock right now."""
+    path = lock_path(layout, label)
+    if not path.exists():
+        return False
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

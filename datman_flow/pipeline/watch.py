@@ -13,14 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from datman_flow.config import LabConfig
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
 from datman_flow.pipeline.poll import NewSession, PollCursor, RejectedSession, poll_new_sessions
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES, RetryBook, RetryNote, book_finished_run
+from datman_flow.store.queries import sessions_in_status_since
 from datman_flow.xnat import XnatClient
+
+# longer than any pull should take (each scan has its own deadline in xnat/), short enough to
+# recover the same day from a run whose process died
+DEFAULT_STUCK_AFTER = timedelta(hours=3)
 
 DUE_AT_ONCE = datetime.min.replace(tzinfo=UTC).isoformat()
 
@@ -62,6 +67,7 @@ class Look:
     retries: list[tuple[str, int]]  # (label, attempt) due now
     listed: int
     errors: list[str]  # projects that could not be listed, and why
+    stuck: list[str] = field(default_factory=list)  # what was said of sessions stuck in `ingesting`
 
     @property
     def labels(self) -> list[str]:
@@ -69,11 +75,28 @@ class Look:
         return list(dict.fromkeys([label for label, _ in self.retries] + [n.target.label for n in self.new]))
 
 
+def book_stuck(state: WatchState, layout: DataLayout, now: datetime, stuck_after: timedelta,
+               is_active: Callable[[str], bool]) -> list[str]:
+    """Sessions recorded as `ingesting` longer than `stuck_after` with no run of theirs going on
+    (the process died, the machine restarted) are treated as a failed transfer: retried now."""
+    cutoff = datetime.now() - stuck_after  # `ingested_at` is local time
+    said = []
+    for row in sessions_in_status_since(layout.metric_store, "ingesting", cutoff):
+        if row.session in state.retries.due or is_active(row.session):
+            continue
+        state.retries.due[row.session] = (1, now.isoformat())
+        said.append(f"session {row.session!r} has been `ingesting` since {row.ingested_at} and no run is "
+                    f"working on it: run again")
+    return said
+
+
 def look(config: LabConfig, state: WatchState, client_for: Callable[[str], XnatClient], layout: DataLayout,
-         now: datetime, record_rejected: bool = True) -> Look:
-    """List XNAT once and take the due retries; `state` moves on (the caller saves it).
-    XnatError propagates when no project at all could be listed (the state's poll cursor is
-    then unchanged and the retries stay booked)."""
+         now: datetime, record_rejected: bool = True, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
+         is_active: Callable[[str], bool] = lambda label: False) -> Look:
+    """List XNAT once and take the due retries (sessions stuck in `ingesting` included);
+    `state` moves on (the caller saves it). XnatError propagates when no project at all could
+    be listed (the state's poll cursor is then unchanged and the retries stay booked)."""
+    stuck = book_stuck(state, layout, now, stuck_after, is_active)
     result = poll_new_sessions(config, state.poll, client_for)
     state.poll = result.cursor
     if record_rejected:
@@ -81,7 +104,7 @@ def look(config: LabConfig, state: WatchState, client_for: Callable[[str], XnatC
             exp = rejected.experiment
             persist.record_session(layout, persist.rejected_row(exp.label, exp.project, exp.id, exp.insert_date,
                                                                 rejected.reason))
-    return Look(result.new, result.rejected, state.retries.take_due(now), result.listed, result.errors)
+    return Look(result.new, result.rejected, state.retries.take_due(now), result.listed, result.errors, stuck)
 
 
 def finished(state: WatchState, layout: DataLayout, label: str, attempts_done: int, now: datetime,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from datman_flow.store.files import make_row
 from datman_flow.store.metric_store import MetricStore
-from datman_flow.store.rows import SeriesRow
+from datman_flow.store.rows import SeriesRow, SessionRow
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,11 @@ def recorded_diffs(store: MetricStore, study: str) -> list[RecordedDiff]:
     return [RecordedDiff(str(r["site"]), str(r["tag"]), str(r["session"]), str(r["field"]), str(r["kind"]),
                          json.loads(str(r["expected"])), json.loads(str(r["actual"])), bool(r["provisional"]),
                          str(r["first_date"] or "")) for r in rows]
+
+
+def sessions_in_status_since(store: MetricStore, status: str, before: datetime) -> list[SessionRow]:
+    """Sessions whose latest record has `status` and was written before `before` (local time,
+    as `ingested_at` is written), oldest first."""
+    rows = store.query("SELECT * FROM sessions WHERE status = ? AND ingested_at < ? ORDER BY ingested_at",
+                       [status, before])
+    return [make_row(SessionRow, row) for row in rows]
