@@ -33,7 +33,7 @@ def xnat(tmp_path_factory):
     copy_session(template, root / "xnat", "SPINS_CMH", PHANTOM, "SPN01-CMH-0009")
     with XnatEmulator(root / "xnat", port=0, user="u", password="p") as emulator:
         yield emulator, {"DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p",
-                         "DATMAN_CONFIG_DIR": str(CONFIGS)}
+                         "DATMAN_CONFIG_DIR": str(CONFIGS), "DATMAN_SETTLE_MINUTES": "0"}
 
 
 def test_config_check_ok_and_errors_with_file_line(tmp_path):
@@ -138,7 +138,8 @@ def test_a_scan_that_did_not_arrive_exits_3_and_the_next_new_retries_it(tmp_path
     make_session(tmp_path / "xnat", "SPINS_CMH", "SPN01_CMH_0001_01_01")
     data = tmp_path / "d"
     with XnatEmulator(tmp_path / "xnat", port=0, user="u", password="p") as emulator:
-        env = {"DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p", "DATMAN_CONFIG_DIR": str(CONFIGS)}
+        env = {"DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p", "DATMAN_CONFIG_DIR": str(CONFIGS),
+               "DATMAN_SETTLE_MINUTES": "0"}
         emulator.cut_next_zip(100, times=1000)  # every download is cut short
         first = run_cli("ingest", "--new", "--retry-delays", "0", "--data-dir", str(data), env=env)
         assert first.returncode == 3, first.stdout + first.stderr

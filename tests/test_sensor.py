@@ -38,7 +38,7 @@ def setup(tmp_path, monkeypatch):
         (configs / "studies").mkdir(parents=True)
         (configs / "tags.yml").write_text("T1: {qc: anat}\n")
         (configs / "studies" / "SPINS.yml").write_text(STUDY.replace("URL", xnat.url))
-        settings = DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"))
+        settings = DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"), settle_minutes=0)
         with dg.instance_for_test() as instance:
             yield xnat, xnat_dir, configs, settings, instance
 
@@ -112,7 +112,8 @@ def run_request(instance, settings, request: dg.RunRequest) -> bool:
 
 def test_a_failed_transfer_is_retried_then_given_up(setup, tmp_path):
     xnat, xnat_dir, configs, settings, instance = setup
-    settings = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0])
+    settings = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0],
+                              settle_minutes=0)
     result, cursor = tick(instance, settings)
     first = {r.partition_key: r for r in result.run_requests}
     xnat.cut_next_zip(100, times=1000)  # every download of the session is cut short
@@ -130,7 +131,8 @@ def test_a_failed_transfer_is_retried_then_given_up(setup, tmp_path):
     assert "retry" not in result.skip_message
 
     xnat.clear_faults()
-    second = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0, 0])
+    second = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, retry_delays_minutes=[0, 0],
+                            settle_minutes=0)
     again = dg.RunRequest(run_key="manual", partition_key="SPN01_CMH_0001_01_01", tags={"datman/source": "sensor"})
     run_request(instance, second, again)  # re-executed by hand once XNAT is fine: complete, no retry
     result, _ = tick(instance, second, cursor)

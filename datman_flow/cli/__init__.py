@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--new", action="store_true", help="poll XNAT once and ingest what is new")
     ingest.add_argument("--dry-run", action="store_true",
                         help="say which sessions would be ingested (and which refused), change nothing")
+    ingest.add_argument("--settle-minutes", type=float, metavar="M",
+                        help="with --new: minutes a new or changed session must stay unchanged on XNAT before "
+                             "it is ingested (default: env DATMAN_SETTLE_MINUTES, else 10)")
     ingest.add_argument("--retry-delays", type=minutes_list, default=list(DEFAULT_DELAYS_MINUTES), metavar="M,M,...",
                         help="with --new: minutes before each retry of a session whose transfer from XNAT "
                              "failed, as the sensor does (default: %(default)s)")

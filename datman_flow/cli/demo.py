@@ -45,6 +45,8 @@ def demo_env(root: Path, xnat_url: str, config_dir: Path) -> dict[str, str]:
         "DATMAN_DATA_DIR": str(root / "data"),
         "DATMAN_CONFIG_DIR": str(config_dir),
         "DAGSTER_HOME": str(root / "dagster_home"),
+        # the samples arrive whole, one every few seconds: no need to wait for XNAT to settle
+        "DATMAN_SETTLE_MINUTES": "0",
     }
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
@@ -16,6 +16,7 @@ from datman_flow.config import ConfigError, LabConfig, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 from datman_flow.pipeline import watch
 from datman_flow.pipeline.locks import is_locked
+from datman_flow.pipeline.poll import settle_from_env
 from datman_flow.pipeline.resolve import SessionRejected, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES, RETRY_TAG, transfer_trouble
 from datman_flow.xnat import XnatClient, XnatError
@@ -35,17 +36,20 @@ def load_state(layout: DataLayout) -> watch.WatchState:
 
 
 def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState,
-              record_rejected: bool = True) -> watch.Look:
+              record_rejected: bool = True, settle: timedelta | None = None) -> watch.Look:
     """One look at XNAT, said on the terminal (XnatError when no project can be listed)."""
     found = watch.look(config, state, XnatClient.from_env, layout, datetime.now(UTC),
-                       record_rejected=record_rejected, is_active=lambda label: is_locked(layout, label))
+                       record_rejected=record_rejected, is_active=lambda label: is_locked(layout, label),
+                       settle=settle_from_env() if settle is None else settle)
     for line in found.errors + found.stuck:
         print(f"warning: {line}", file=sys.stderr)
     for rejected in found.rejected:
         print(f"{rejected.experiment.label}: not ingested: {rejected.reason}", file=sys.stderr)
     waiting = f", {len(state.retries.due)} waiting" if state.retries.due else ""
-    print(f"XNAT lists {found.listed} session(s): {len(found.new)} new, {len(found.rejected)} rejected, "
-          f"{len(found.retries)} to retry{waiting}")
+    changed = f" ({len(found.changed)} changed on XNAT since their run)" if found.changed else ""
+    settling = f", {len(found.pending)} still settling on XNAT" if found.pending else ""
+    print(f"XNAT lists {found.listed} session(s): {len(found.new)} new{changed}, {len(found.rejected)} rejected, "
+          f"{len(found.retries)} to retry{waiting}{settling}")
     return found
 
 
@@ -100,7 +104,8 @@ def ingest(args: argparse.Namespace) -> int:
     if args.new:
         state = load_state(layout)
         try:
-            found = look_once(config, layout, state, record_rejected=not args.dry_run)
+            found = look_once(config, layout, state, record_rejected=not args.dry_run,
+                              settle=None if args.settle_minutes is None else timedelta(minutes=args.settle_minutes))
         except XnatError as exc:
             print(f"could not poll XNAT: {exc}", file=sys.stderr)
             return 1

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from datman_flow.config import ConfigError, LabConfig, load_config
 from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+from datman_flow.pipeline.poll import settle_from_env
 from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.xnat import XnatClient
@@ -26,6 +28,14 @@ class DatmanSettings(dg.ConfigurableResource):
     data_dir: str = ""
     retry_delays_minutes: list[int] = list(DEFAULT_DELAYS_MINUTES)  # retries of failed transfers
     stuck_after_minutes: int = 180  # a session `ingesting` this long with no run going on is run again
+    # minutes a new or changed session must stay unchanged on XNAT before it is run;
+    # -1: env DATMAN_SETTLE_MINUTES, else 10
+    settle_minutes: int = -1
+
+    def settle(self) -> timedelta:
+        if self.settle_minutes >= 0:
+            return timedelta(minutes=self.settle_minutes)
+        return settle_from_env()
     _config: LabConfig | None = PrivateAttr(default=None)
     _config_error: ConfigError | None = PrivateAttr(default=None)
 
@@ -68,6 +78,7 @@ class XnatResource(dg.ConfigurableResource):
 
 
 CREDENTIAL_VARS = ("XNAT_USER", "XNAT_PASS")
+
 
 
 def xnat_from_env() -> XnatResource:

@@ -17,6 +17,7 @@ from datman_flow.xnat import XnatError
 
 POLL_SECONDS = 30
 SOURCE_TAG = {"datman/source": "sensor"}
+CHANGED_TAG = "datman/changed_on_xnat"  # a session run again because its scans changed on XNAT
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
@@ -62,7 +63,8 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
 
     try:
         found = watch.look(config, state, xnat.client, datman.layout(), now,
-                           stuck_after=timedelta(minutes=datman.stuck_after_minutes), is_active=is_active)
+                           stuck_after=timedelta(minutes=datman.stuck_after_minutes), is_active=is_active,
+                           settle=datman.settle())
     except XnatError as exc:
         context.update_cursor(state.to_json())  # retries wait for XNAT too
         return dg.SkipReason(f"XNAT unavailable or answering garbage, tick skipped: {exc}")
@@ -75,13 +77,15 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
         context.update_cursor(state.to_json())
         problems = "".join(f"; {error}" for error in found.errors)
         waiting = f", {len(state.retries.due)} retry(ies) waiting" if state.retries.due else ""
+        waiting += f", {len(found.pending)} settling on XNAT" if found.pending else ""
         return dg.SkipReason(f"no new sessions ({found.listed} listed, {len(found.rejected)} rejected"
                              f"{waiting}){problems}")
     labels = [new.target.label for new in found.new]
     new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=new.target.label, partition_key=new.target.label,
-                                    tags={**SOURCE_TAG, "xnat_id": new.experiment.id}) for new in found.new]
+        run_requests=[dg.RunRequest(run_key=new.run_key, partition_key=new.target.label,
+                                    tags={**SOURCE_TAG, "xnat_id": new.experiment.id,
+                                          **({CHANGED_TAG: "true"} if new.changed else {})}) for new in found.new]
         + [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label,
                          tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries],
         dynamic_partitions_requests=[SESSIONS.build_add_request(new_labels)] if new_labels else [],

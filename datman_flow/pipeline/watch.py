@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from datman_flow.config import LabConfig
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
-from datman_flow.pipeline.poll import NewSession, PollCursor, RejectedSession, poll_new_sessions
+from datman_flow.pipeline.poll import DEFAULT_SETTLE, NewSession, PollCursor, RejectedSession, poll_new_sessions
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES, RetryBook, RetryNote, book_finished_run
 from datman_flow.store.queries import sessions_in_status_since
 from datman_flow.xnat import XnatClient
@@ -68,17 +68,25 @@ class Look:
     listed: int
     errors: list[str]  # projects that could not be listed, and why
     stuck: list[str] = field(default_factory=list)  # what was said of sessions stuck in `ingesting`
+    pending: list[str] = field(default_factory=list)  # new or changed sessions still settling on XNAT
 
     @property
     def labels(self) -> list[str]:
         """Every session to run now: due retries first, then new sessions (each once)."""
         return list(dict.fromkeys([label for label, _ in self.retries] + [n.target.label for n in self.new]))
 
+    @property
+    def changed(self) -> list[str]:
+        """Sessions ingested before whose scans changed on XNAT since."""
+        return [n.target.label for n in self.new if n.changed]
+
 
 def book_stuck(state: WatchState, layout: DataLayout, now: datetime, stuck_after: timedelta,
                is_active: Callable[[str], bool]) -> list[str]:
     """Sessions recorded as `ingesting` longer than `stuck_after` with no run of theirs going on
     (the process died, the machine restarted) are treated as a failed transfer: retried now."""
+    if not layout.metric_store.parquet_dir.is_dir():  # nothing recorded yet (and a dry run creates nothing)
+        return []
     cutoff = datetime.now() - stuck_after  # `ingested_at` is local time
     said = []
     for row in sessions_in_status_since(layout.metric_store, "ingesting", cutoff):
@@ -92,19 +100,20 @@ def book_stuck(state: WatchState, layout: DataLayout, now: datetime, stuck_after
 
 def look(config: LabConfig, state: WatchState, client_for: Callable[[str], XnatClient], layout: DataLayout,
          now: datetime, record_rejected: bool = True, stuck_after: timedelta = DEFAULT_STUCK_AFTER,
-         is_active: Callable[[str], bool] = lambda label: False) -> Look:
+         is_active: Callable[[str], bool] = lambda label: False, settle: timedelta = DEFAULT_SETTLE) -> Look:
     """List XNAT once and take the due retries (sessions stuck in `ingesting` included);
     `state` moves on (the caller saves it). XnatError propagates when no project at all could
     be listed (the state's poll cursor is then unchanged and the retries stay booked)."""
     stuck = book_stuck(state, layout, now, stuck_after, is_active)
-    result = poll_new_sessions(config, state.poll, client_for)
+    result = poll_new_sessions(config, state.poll, client_for, now, settle)
     state.poll = result.cursor
     if record_rejected:
         for rejected in result.rejected:
             exp = rejected.experiment
             persist.record_session(layout, persist.rejected_row(exp.label, exp.project, exp.id, exp.insert_date,
                                                                 rejected.reason))
-    return Look(result.new, result.rejected, state.retries.take_due(now), result.listed, result.errors, stuck)
+    return Look(result.new, result.rejected, state.retries.take_due(now), result.listed, result.errors, stuck,
+                result.pending)
 
 
 def finished(state: WatchState, layout: DataLayout, label: str, attempts_done: int, now: datetime,

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 MAX_DELAY = 30.0
 CHUNK = 1 << 20
-EXPERIMENT_COLUMNS = "ID,label,project,date,xsiType,insert_date,URI"
+EXPERIMENT_COLUMNS = "ID,label,project,date,xsiType,insert_date,last_modified,URI"
 
 
 def _q(segment: str) -> str:
@@ -65,6 +65,7 @@ class XnatClient:
             project=_field(row, "project", url, project), date=_field(row, "date", url, ""),
             xsi_type=_field(row, "xsiType", url, ""), insert_date=_field(row, "insert_date", url, ""),
             uri=_field(row, "URI", url, f"/data/experiments/{row.get('ID', '')}"),
+            last_modified=_field(row, "last_modified", url, ""),
         ) for row in rows]
 
     def list_scans(self, experiment_id: str) -> list[Scan]:

@@ -16,6 +16,7 @@ class Experiment:
     xsi_type: str
     insert_date: str
     uri: str
+    last_modified: str = ""  # XNAT's meta last_modified (server-local time), '' when not listed
 
     @property
     def inserted_at(self) -> datetime | None:
