@@ -153,3 +153,21 @@ def test_a_scan_that_did_not_arrive_exits_3_and_the_next_new_retries_it(tmp_path
     assert rows == [{"download_status": "complete", "n": 2}]
     bad = run_cli("ingest", "--new", "--retry-delays", "10,x", "--data-dir", str(data), env=env)
     assert bad.returncode == 2 and "minutes separated by commas" in bad.stderr
+
+
+def test_status_with_an_unreadable_store_file_exits_zero_and_names_it(tmp_path):
+    from datman_flow.store import MetricStore, SessionRow
+
+    store = MetricStore.under(tmp_path / "d")
+    for label in ("SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"):
+        store.replace(SessionRow, label, [SessionRow(session=label, status="ingested")])
+    (store.parquet_dir / "sessions" / "SPN01_CMH_0002_01_01.parquet").write_bytes(b"")  # a copy cut short
+    result = run_cli("status", "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 0, result.stderr
+    assert "SPN01_CMH_0001_01_01" in result.stdout and "SPN01_CMH_0002_01_01" not in result.stdout
+    assert "Traceback" not in result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: quarantined")]
+    assert len(warning) == 1 and "sessions/SPN01_CMH_0002_01_01.parquet" in warning[0]
+    assert "SPN01_CMH_0002_01_01" in warning[0] and "re-ingest" in warning[0]
+    again = run_cli("status", "--data-dir", str(tmp_path / "d"))  # still listed until the session is written again
+    assert again.returncode == 0 and "warning: quarantined" in again.stderr

@@ -41,11 +41,14 @@ def samples(args: argparse.Namespace) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from datman_flow.cli.render import status_lines
+    from datman_flow.cli.render import quarantine_lines, status_lines
     from datman_flow.store.queries import session_overview
 
-    for line in status_lines(session_overview(DataLayout(data_dir_from(args.data_dir)).metric_store)):
+    store = DataLayout(data_dir_from(args.data_dir)).metric_store
+    for line in status_lines(session_overview(store)):
         print(line)
+    for line in quarantine_lines(store.quarantined(), store.parquet_dir):
+        print(line, file=sys.stderr)
     return 0
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
 from datman_flow.pipeline.summary import tag_or_reason
+from datman_flow.store.quarantine import QuarantinedFile
 from datman_flow.store.queries import SessionOverview
 
 if TYPE_CHECKING:  # Dagster is imported only when a session runs
@@ -54,3 +56,20 @@ def compliance_text(report: list[TagCompliance]) -> str:
 def status_lines(overview: Sequence[SessionOverview]) -> list[str]:
     """One JSON object per session (for grep and jq)."""
     return [json.dumps(asdict(row), default=str) for row in overview]
+
+
+def quarantine_lines(quarantined: Sequence[QuarantinedFile], store_dir: Path) -> list[str]:
+    """One line per unreadable store file that was moved aside: a warning while its session
+    has not written it again, a note after."""
+    lines = []
+    for q in quarantined:
+        whose = f"session {q.session}" if q.session else "schema file"
+        where = f"{store_dir / q.table / q.file_name} ({whose}, table {q.table})"
+        if q.replaced:
+            lines.append(f"note: {where} was unreadable and quarantined at {q.quarantined_at} as {q.path}; "
+                         f"written again since")
+        else:
+            todo = f"re-ingest {q.session} to write it again" if q.session else "it is written again on next use"
+            lines.append(f"warning: quarantined {where} at {q.quarantined_at}: not a readable Parquet file, "
+                         f"kept as {q.path}; its rows are missing from the store: {todo}")
+    return lines

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from datman_flow.atomic import umask_mode
 from datman_flow.drift.parameters import KNOWN_FIELDS, extract_parameters, normalise_parameters
 from datman_flow.suggest import did_you_mean
 
@@ -139,6 +140,7 @@ def write_gold(config_dir: Path | str, gold: GoldStandard) -> Path:
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), umask_mode())  # mkstemp's 0600 would hide the gold file from the lab
             out.write(text)
             out.flush()
             os.fsync(out.fileno())

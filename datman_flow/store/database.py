@@ -4,6 +4,9 @@ The views name the Parquet folders by absolute path (DuckDB resolves relative pa
 the reader's working directory, not the database file). If the data folder moves, the next
 `open_store` rewrites them. Writing the views is the only write to metrics.duckdb; it is
 rare (first use, new table, moved folder) and serialised by a lock file.
+
+A query that fails on an unreadable Parquet file moves that file into the quarantine
+(quarantine.py) and runs again: one bad file costs its session's rows, not the table.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from datman_flow.store.files import ensure_schema_files
+from datman_flow.store.quarantine import quarantine_after
 from datman_flow.store.schema import TABLES
 
 LOCK_WAIT_SECONDS = 60.0
@@ -83,7 +87,14 @@ def open_store(db_path: Path, store_dir: Path) -> Iterator[duckdb.DuckDBPyConnec
 
 
 def query(db_path: Path, store_dir: Path, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
-    with open_store(db_path, store_dir) as con:
-        cursor = con.execute(sql, list(params))
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    """Rows as dicts. An unreadable Parquet file is quarantined and the query run again (each
+    round moves at least one file out of the store, so this ends)."""
+    while True:
+        try:
+            with open_store(db_path, store_dir) as con:
+                cursor = con.execute(sql, list(params))
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row)) for row in cursor.fetchall()]
+        except duckdb.Error as exc:
+            if not quarantine_after(store_dir, exc):
+                raise

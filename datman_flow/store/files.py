@@ -18,6 +18,7 @@ from typing import TypeVar
 import duckdb
 
 from datman_flow.atomic import atomic_path
+from datman_flow.store.quarantine import quarantine_file
 from datman_flow.store.schema import TABLES, columns, create_table_sql, table_of
 
 Row = TypeVar("Row")
@@ -79,14 +80,20 @@ def replace_session_rows(store_dir: Path, row_type: type[Row], session: str, row
 
 def read_session_rows(store_dir: Path, row_type: type[Row], session: str) -> list[Row]:
     """What `session` has in `row_type`'s table (one file; parts are not read), or [] when it
-    has nothing. A column that an older file lacks reads as None."""
+    has nothing (or its file was unreadable, and is now quarantined). A column that an older
+    file lacks reads as None."""
     source = store_dir / table_of(row_type) / session_file_name(session)
     if not source.exists():
         return []
-    with duckdb.connect() as con:
-        cursor = con.execute("SELECT * FROM read_parquet(?)", [str(source)])
-        names = [d[0] for d in cursor.description]
-        found = [dict(zip(names, row)) for row in cursor.fetchall()]
+    try:
+        with duckdb.connect() as con:
+            cursor = con.execute("SELECT * FROM read_parquet(?)", [str(source)])
+            names = [d[0] for d in cursor.description]
+            found = [dict(zip(names, row)) for row in cursor.fetchall()]
+    except duckdb.Error:
+        if quarantine_file(store_dir, source) is None:
+            raise
+        return []
     return [make_row(row_type, row) for row in found]
 
 

@@ -1,5 +1,6 @@
 """The handle every caller uses: where metrics.duckdb and the Parquet folders are, and the
-three things done with them (replace a session's rows, read them back, query the views)."""
+three things done with them (replace a session's rows, read them back, query the views), and
+the files that were moved aside as unreadable."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TypeVar
 
 from datman_flow.store.database import query
 from datman_flow.store.files import read_session_rows, replace_session_rows
+from datman_flow.store.quarantine import QuarantinedFile, quarantined_files
 
 Row = TypeVar("Row")
 
@@ -37,3 +39,7 @@ class MetricStore:
     def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
         """Rows of a read-only query over the views, as dicts (for queries.py and ad-hoc use)."""
         return query(self.db_path, self.parquet_dir, sql, params)
+
+    def quarantined(self) -> list[QuarantinedFile]:
+        """Unreadable Parquet files moved to <store>/_quarantine/ (oldest first)."""
+        return quarantined_files(self.parquet_dir)

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from datman_flow.atomic import apply_umask
+
 from .client import XnatClient
 from .errors import XnatAuthError, XnatError
 from .models import RemoteFile
@@ -120,7 +122,7 @@ def _check_listing(expected: list[RemoteFile]) -> None:
 
 def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
              expected: list[RemoteFile]) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent)))
     try:
         zip_path = tmp / _ZIP_NAME
         try:
