@@ -29,6 +29,7 @@ from pydicom.datadict import keyword_dict
 
 from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
+from datman_flow.config.patterns import PatternError, compile_pattern
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
@@ -82,8 +83,8 @@ def _keyword(value: str) -> str:
 
 def _regex(value: str) -> str:
     try:
-        re.compile(value, re.IGNORECASE)
-    except re.error as exc:
+        compile_pattern(value)
+    except PatternError as exc:
         raise _fail(f"bad regex '{value}': {exc}") from None
     return value
 
