@@ -1,4 +1,5 @@
-"""What a study lead's YAML can send and must not get through: a regex that backtracks forever.
+"""What a study lead's YAML can send and must not get through: a regex that backtracks forever,
+an alias bomb, a file too big to be a configuration.
 
 The tests that would hang or eat memory on a regression run in a child interpreter with a deadline
 and a cap on its address space, so a regression fails the test instead of hanging the suite.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from datman_flow.config import TagRule, check_config
+from datman_flow.config import TagRule, check_config, yaml_lines
+from datman_flow.config.yaml_lines import parse_yaml, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = "T1: {qc: anat}\nRST: {qc: fmri}\n"
@@ -110,3 +112,69 @@ def test_re2_keeps_the_search_semantics():
     assert TagRule(tag="T1", match={"SeriesDescription": "é"}).matches({"SeriesDescription": "RÉSUMÉ"})
     assert not TagRule(tag="T1", match={"SeriesDescription": "x"}).matches({"SeriesDescription": "\ud800"})
     assert pickle.loads(pickle.dumps(rule)) == rule  # compiled patterns compare by their text
+
+
+# ---- 2. YAML: no aliases, no monsters ----------------------------------------------------------------
+
+LAUGHS = "a: &a [" + ",".join(['"lol"'] * 10) + "]\n" + "".join(  # 10**9 'lol's once expanded
+    f"{n}: &{n} [" + ",".join([f"*{p}"] * 10) + "]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+
+def test_billion_laughs_is_refused_fast_and_small(tmp_path):
+    assert len(LAUGHS) < 1024
+    root = make(tmp_path, f"study: S1\n{XNAT}sites: {{CMH: }}\n{LAUGHS}")
+    issues, seconds, grown = run_bounded(f"""
+        import json, resource, time
+        from datman_flow.config import check_config
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        issues = [str(i) for i in check_config({str(root)!r}, env={{}})]
+        seconds = time.monotonic() - started
+        print(json.dumps([issues, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before]))
+    """)
+    assert issues == [f"{root}/studies/S.yml:4: YAML aliases (&name / *name) are not allowed in configuration "
+                      "files: '&a' here (and 88 more anchors or aliases); write the values out"]
+    assert seconds < 1.0 and grown < 50_000  # kB
+
+
+def test_alias_and_anchor_lines_without_expanding():
+    doc, issues = parse_yaml("x: 1\ny: *nowhere\n", "f.yml")
+    assert doc is None and [str(i) for i in issues] == [
+        "f.yml:2: YAML aliases (&name / *name) are not allowed in configuration files: '*nowhere' here; "
+        "write the values out"]
+    doc, issues = parse_yaml("x: &one 1\n", "f.yml")
+    assert doc is None and issues[0].line == 1 and "'&one'" in issues[0].message
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    doc, issues = parse_yaml("a:\n  b: " + "[" * 5000 + "]" * 5000 + "\n", "f.yml")
+    assert doc is None and len(issues) == 1
+    assert str(issues[0]).startswith("f.yml:2: nested more than ")
+
+
+def test_oversized_file_is_refused_unread(tmp_path):
+    root = make(tmp_path, f"study: S1\n{XNAT}sites: {{CMH: }}\n")
+    big = root / "studies" / "huge.yml"
+    with big.open("wb") as f:
+        f.truncate(8 << 30)  # sparse: 8 GiB on paper, nothing on disk
+    issues, seconds = run_bounded(f"""
+        import json, time
+        from datman_flow.config import check_config
+        started = time.monotonic()
+        print(json.dumps([[str(i) for i in check_config({str(root)!r}, env={{}})], time.monotonic() - started]))
+    """, memory=1 << 30)
+    assert issues == [f"{big}: too large for a configuration file: 8,589,934,592 bytes "
+                      f"(the limit is {yaml_lines.MAX_BYTES:,} bytes)"]
+    assert seconds < 1.0
+
+
+def test_size_limit_edge_and_special_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(yaml_lines, "MAX_BYTES", 100)
+    edge = tmp_path / "edge.yml"
+    edge.write_text("a: 1\n" + "#" * 94 + "\n")
+    assert edge.stat().st_size == 100 and read_yaml(edge)[1] == []
+    edge.write_text(edge.read_text() + "\n")
+    assert "too large" in str(read_yaml(edge)[1][0])
+    fifo = tmp_path / "fifo.yml"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+    assert [str(i) for i in read_yaml(fifo)[1]] == [f"{fifo}: not a regular file"]
