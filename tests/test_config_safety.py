@@ -1,5 +1,5 @@
 """What a study lead's YAML can send and must not get through: a regex that backtracks forever,
-an alias bomb, a file too big to be a configuration.
+an alias bomb, a file too big to be a configuration, a password in the XNAT address.
 
 The tests that would hang or eat memory on a regression run in a child interpreter with a deadline
 and a cap on its address space, so a regression fails the test instead of hanging the suite.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from datman_flow.config import TagRule, check_config, yaml_lines
+from datman_flow.config import TagRule, check_config, load_config, yaml_lines
 from datman_flow.config.yaml_lines import parse_yaml, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,3 +178,24 @@ def test_size_limit_edge_and_special_files(tmp_path, monkeypatch):
     fifo = tmp_path / "fifo.yml"
     os.mkfifo(fifo)  # opening it to read would wait for a writer forever
     assert [str(i) for i in read_yaml(fifo)[1]] == [f"{fifo}: not a regular file"]
+
+
+# ---- 3. no credentials in the XNAT address ------------------------------------------------------
+
+def test_credentials_in_study_url_refused_without_echoing_the_password(tmp_path):
+    root = make(tmp_path, "study: S1\nxnat:\n  url: 'https://alice:s3cret@xnat.example.org/'\n  project: P\nsites: {CMH: }\n")
+    issues = [str(i) for i in check_config(root, env={})]
+    assert issues == [f"{root}/studies/S.yml:3: xnat.url: 'https://***@xnat.example.org/' holds credentials; "
+                      "give them in the environment variables XNAT_USER and XNAT_PASS, never in the address"]
+
+
+@pytest.mark.parametrize("url", ["http://bob:s3cret@127.0.0.1:9999", "http://s3cret@h", "http://u:s3/cret@h",
+                                 "ftp://u:s3cret@h", "http://u:s3cret@[::1",
+                                 "u:s3cret@h", "u:s3cret@h://x"])
+def test_credentials_in_env_url_refused_without_echoing_the_password(tmp_path, url):
+    root = make(tmp_path, f"study: S1\n{XNAT}sites: {{CMH: }}\n")
+    issues = [str(i) for i in check_config(root, env={"DATMAN_XNAT_URL": url})]
+    assert len(issues) == 1 and issues[0].startswith("environment: DATMAN_XNAT_URL: '")
+    assert "s3" not in issues[0] and "cret" not in issues[0] and "***@" in issues[0] and "XNAT_USER" in issues[0]
+    assert load_config(root, env={"DATMAN_XNAT_URL": "http://127.0.0.1:9999/"}).study("S1").xnat.url \
+        == "http://127.0.0.1:9999"
