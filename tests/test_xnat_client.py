@@ -101,3 +101,13 @@ def test_connection_refused_is_unavailable_quickly() -> None:
         c.list_experiments("STUDYA")
     assert f"127.0.0.1:{port}" in str(info.value) and "3 attempts" in str(info.value)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("url", ["http://admin:s3cret@127.0.0.1:8080", "https://s3cret@xnat.example.org/x",
+                                 "http://u:s3/cret@h", "u:s3cret@h://x"])
+def test_credentials_in_the_url_are_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        XnatClient(url, "admin", "p4ss")
+    message = str(info.value)
+    assert "***@" in message and "XNAT_USER" in message
+    assert "s3" not in message and "cret" not in message and "p4ss" not in message

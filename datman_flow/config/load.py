@@ -29,6 +29,7 @@ from pydicom.datadict import keyword_dict
 
 from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
+from datman_flow.config.patterns import PatternError, compile_pattern
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
@@ -82,17 +83,29 @@ def _keyword(value: str) -> str:
 
 def _regex(value: str) -> str:
     try:
-        re.compile(value, re.IGNORECASE)
-    except re.error as exc:
+        compile_pattern(value)
+    except PatternError as exc:
         raise _fail(f"bad regex '{value}': {exc}") from None
     return value
 
 
 def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if "@" in value:  # user[:password]@ (never echoed: the message reaches logs and the UI)
+        raise _fail(f"'{_hide_userinfo(value)}' holds credentials; give them in the environment variables "
+                    "XNAT_USER and XNAT_PASS, never in the address")
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed '[' of an IPv6 address
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise _fail(f"'{value}' is not an http:// or https:// address")
     return value.rstrip("/")
+
+
+def _hide_userinfo(url: str) -> str:
+    """'http://user:pass@host/x' -> 'http://***@host/x' (everything up to the last '@')."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme + sep if sep and '@' not in scheme else ''}***@{url.rpartition('@')[2]}"
 
 
 def _xnat_id(value: str) -> str:

@@ -7,13 +7,13 @@ each site's XNAT project already resolved, the DATMAN_XNAT_URL override already 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
+from datman_flow.config.patterns import Pattern, PatternError, compile_pattern
 from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
 from datman_flow.qc.kinds import QCKind
 
@@ -46,32 +46,35 @@ class TagRule(BaseModel):
 
     model_config = _FROZEN
     tag: str
-    match: dict[str, Patterns]  # DICOM keyword -> regexes (any of them)
+    match: dict[str, Patterns]  # DICOM keyword -> RE2 regexes (any of them)
     count: int = Field(1, ge=0)
     header_check: HeaderCheckYaml | None = None  # this tag's header_check layer
-    _compiled: dict[str, tuple[re.Pattern[str], ...]] | None = PrivateAttr(default=None)
+    _compiled: dict[str, tuple[Pattern, ...]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _compile(self) -> TagRule:
         self._compiled = self._compile_patterns()
         return self
 
-    def _compile_patterns(self) -> dict[str, tuple[re.Pattern[str], ...]]:
+    def _compile_patterns(self) -> dict[str, tuple[Pattern, ...]]:
         if not self.match:
             raise ValueError(f"rule for {self.tag}: match must name at least one DICOM field")
         compiled = {}
         for keyword, patterns in self.match.items():
             if not patterns:
                 raise ValueError(f"rule for {self.tag}: match.{keyword} needs at least one pattern")
-            try:
-                compiled[keyword] = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
-            except re.error as exc:
-                raise ValueError(f"rule for {self.tag}: match.{keyword}: bad regex '{exc.pattern}': {exc}") from None
+            compiled[keyword] = tuple(self._compile_one(keyword, p) for p in patterns)
         return compiled
+
+    def _compile_one(self, keyword: str, pattern: str) -> Pattern:
+        try:
+            return compile_pattern(pattern)
+        except PatternError as exc:
+            raise ValueError(f"rule for {self.tag}: match.{keyword}: bad regex '{pattern}': {exc}") from None
 
     def matches(self, fields: Mapping[str, Any]) -> bool:
         """True when every matched field (missing -> '') is found by any of its patterns
-        (re.search, case-insensitive)."""
+        (a case-insensitive search, in linear time: config/patterns.py)."""
         if self._compiled is None:  # built with model_construct(): compile on first use
             self._compiled = self._compile_patterns()
         for keyword, patterns in self._compiled.items():

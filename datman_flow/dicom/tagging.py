@@ -1,4 +1,4 @@
-"""Tagging a series by the site's regex rules.
+"""Tagging a series by the site's regex rules (RE2, so in linear time: config/patterns.py).
 
 A series gets a tag when exactly one rule matches it. Derived series (ImageType contains
 DERIVED) and non-image objects (reports, secondary captures) are only tagged by a rule that

@@ -36,6 +36,11 @@ class XnatClient:
     def __init__(self, url: str, user: str, password: str, *,
                  timeout: tuple[float, float] = (5, 60), retries: int = 4,
                  backoff: float = 0.5) -> None:
+        if "@" in url:  # user:password@host would reach logs and error messages: refused, never echoed
+            scheme, sep, _ = url.partition("://")
+            shown = f"{scheme + sep if sep and '@' not in scheme else ''}***@{url.rpartition('@')[2]}"
+            raise ValueError(f"XNAT URL {shown} holds credentials; pass them as user and password "
+                             "(from XNAT_USER / XNAT_PASS), never in the URL")
         self.url = url.rstrip("/")
         self.user = user
         self._password = password
