@@ -144,6 +144,7 @@ class _Xnat(BaseModel):
     model_config = _SCHEMA
     url: Annotated[str, AfterValidator(_url)]
     project: Annotated[str, AfterValidator(_xnat_id)]
+    require_digest: bool = False
 
 
 class _Site(BaseModel):
@@ -288,5 +289,6 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
             header_check=site.header_check,
         )
     return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=raw.header_check,
-                       xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project), sites=sites)
+                       xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project,
+                                       require_digest=raw.xnat.require_digest), sites=sites)
 

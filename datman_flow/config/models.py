@@ -93,6 +93,9 @@ class XnatConfig(BaseModel):
     model_config = _FROZEN
     url: str
     project: str
+    # refuse scans XNAT lists without MD5 digests (sites with checksums off), instead of
+    # verifying them by size and file count only
+    require_digest: bool = False
 
 
 class SiteConfig(BaseModel):
