@@ -1,10 +1,13 @@
 """Bad input and bad runs at the DICOM -> NIfTI boundary: a truncated header, several series under
-one series number, dcm2niix failing."""
+one series number, dcm2niix failing, hanging or killed mid-run."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from datman_flow.config import TagRule
 from datman_flow.dicom.convert import Dcm2niix, convert_series, find_dcm2niix
 from datman_flow.dicom.index import index_scan
 from datman_flow.dicom.session_convert import convert_session
+from datman_flow.dicom.workdir import remove_leftover_work
 from datman_flow.layout import DataLayout
 from datman_flow.naming import parse_session_label
 from datman_flow.records import PulledScan
@@ -20,7 +24,7 @@ from datman_flow.records import PulledScan
 from xnat_helpers import write_series
 
 T1_RULES = {"T1": TagRule(tag="T1", match={"SeriesDescription": ("T1w",)})}
-LABEL = "SPN01_CMH_0001_01_01"
+LABEL, OTHER_REPEAT = "SPN01_CMH_0001_01_01", "SPN01_CMH_0001_01_02"
 SCAN_ID = parse_session_label(LABEL)
 TOOL = find_dcm2niix()
 
@@ -91,12 +95,14 @@ def test_two_series_instance_uids_under_one_series_number_fail(tmp_path):
     assert not list(layout.nii(SCAN_ID).iterdir())  # nothing placed, no work folder left
 
 
-def fake_dcm2niix(folder: Path, outputs: list[str], *, exit_code: int = 0) -> Dcm2niix:
+def fake_dcm2niix(folder: Path, outputs: list[str], *, exit_code: int = 0, sleep: float = 0.0,
+                  child_pid_file: Path | None = None) -> Dcm2niix:
     """A stand-in dcm2niix that writes the named files (given relative to the -f stem) into the
-    -o folder, prints dcm2niix's counting lines, then exits with `exit_code`."""
+    -o folder, prints dcm2niix's counting lines, optionally starts a sleeping child process and
+    sleeps, then exits with `exit_code`."""
     script = folder / "fake_dcm2niix"
     script.write_text(f"""#!{sys.executable}
-import sys
+import subprocess, sys, time
 from pathlib import Path
 args = sys.argv[1:]
 stem, out, series = args[args.index("-f") + 1], Path(args[args.index("-o") + 1]), Path(args[-1])
@@ -105,6 +111,10 @@ print(f"Found {{n}} DICOM file(s)")
 for name in {outputs!r}:
     (out / (stem + name)).write_bytes(b"fake")
 print(f"Convert {{n}} DICOM as {{out / stem}}", flush=True)
+if {str(child_pid_file)!r} != "None":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    Path({str(child_pid_file)!r}).write_text(str(child.pid))
+time.sleep({sleep})
 sys.exit({exit_code})
 """)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -150,3 +160,72 @@ def test_echoes_and_phase_of_one_series_convert(tmp_path):
 def test_outputs_one_series_does_not_give_fail(tmp_path, names, unexpected):
     outcome, _ = convert_with(fake_dcm2niix(tmp_path, names), tmp_path)
     assert outcome.status == "failed" and f"unexpected: {unexpected}" in outcome.message
+
+
+# ---- 3. deadlines and work folders a killed run left ------------------------------------------
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_dcm2niix_past_its_deadline_is_killed_with_its_children(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    tool = fake_dcm2niix(tmp_path, [".nii.gz"], sleep=60, child_pid_file=pid_file)
+    tool = Dcm2niix(path=tool.path, version=tool.version, timeout_seconds=2)
+    start = time.monotonic()
+    outcome, out = convert_with(tool, tmp_path)
+    assert time.monotonic() - start < 20
+    assert outcome.status == "failed" and outcome.message.startswith("dcm2niix did not finish within 2 s: killed")
+    assert not list(out.iterdir())  # the half-written work folder is gone
+    deadline = time.monotonic() + 5
+    while alive(int(pid_file.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(int(pid_file.read_text()))  # the child dcm2niix started died with it
+
+
+def plant_work_folder(folder: Path, name: str, *, lock: bool = True, locked_by: list | None = None,
+                      age: float = 0.0) -> Path:
+    work = folder / name
+    work.mkdir(parents=True)
+    (work / f"{name[1:].split('.')[0]}.nii.gz").write_bytes(b"a complete image of a killed run")
+    if lock:
+        (work / ".lock").write_text("")
+    if locked_by is not None:
+        handle = open(work / ".lock")  # noqa: SIM115 - held open until the test ends
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        locked_by.append(handle)
+    if age:
+        os.utime(work, (time.time() - age, time.time() - age))
+    return work
+
+
+def test_leftover_work_folders_of_the_session_are_removed_on_the_next_run(tmp_path):
+    write_series(tmp_path / "raw" / "2", series_uid="1.2.3.2", series_number=2, description="T1w MPRAGE",
+                 n_files=3)
+    record = index_scan(LABEL, pulled(tmp_path / "raw" / "2"), T1_RULES)
+    layout = DataLayout(tmp_path / "data")
+    nii = layout.nii(SCAN_ID)
+    stem = f"{LABEL}_T1_02_T1w-MPRAGE"
+    killed = plant_work_folder(nii, f".{stem}.k1ll3d")
+    other_session = plant_work_folder(nii, f".{OTHER_REPEAT}_T1_02_T1w-MPRAGE.x7y8z9")  # shares the folder
+    held = []
+    running = plant_work_folder(nii, f".{LABEL}_RST_05_rest.r4nn1n", locked_by=held)
+    [converted] = convert_session([record], SCAN_ID, layout, TOOL)
+    assert not killed.exists()
+    assert other_session.exists() and running.exists()
+    assert converted.conversion_status == "converted", converted.conversion_message
+    assert sorted(p.name for p in nii.iterdir() if not p.name.startswith(".")) == [f"{stem}.json", f"{stem}.nii.gz"]
+    assert converted.nifti_path == str(nii / f"{stem}.nii.gz")
+    held[0].close()
+
+
+def test_a_folder_without_lock_is_kept_while_young_and_removed_when_old(tmp_path):
+    nii = tmp_path / "nii"
+    young = plant_work_folder(nii, f".{LABEL}_T1_02_a.young", lock=False)
+    old = plant_work_folder(nii, f".{LABEL}_T1_02_a.old", lock=False, age=3600)
+    assert remove_leftover_work(nii, f"{LABEL}_") == [old.name]
+    assert young.exists() and not old.exists()
