@@ -24,6 +24,7 @@ from datman_flow.drift import (
     GoldStandardError,
     HeaderCheckSettings,
     HeaderCheckYaml,
+    Relative,
     compare_parameters,
     extract_parameters,
     find_gold,
@@ -94,6 +95,68 @@ def test_slice_timing_tolerance_element_wise(third_slice, drifts):
     assert DEFAULT_TOLERANCES["SliceTiming"] == 0.005
     actual = changed(SliceTiming=[0.0, 0.5, third_slice, 1.5])
     assert kinds(compare_parameters(actual, BASE, SETTINGS)) == ([("SliceTiming", "changed")] if drifts else [])
+
+
+# ImagingFrequency: Siemens 3 T (2.89 T) magnets resonate near 123.25 MHz; some vendors write Hz.
+SIEMENS_3T_MHZ, SIEMENS_3T_HZ, GE_1_5T_MHZ = 123.252, 123_252_000.0, 63.86
+
+
+@pytest.mark.parametrize("actual, expected", [
+    (SIEMENS_3T_HZ, SIEMENS_3T_MHZ),  # the same magnet, one sidecar in Hz
+    (SIEMENS_3T_MHZ, SIEMENS_3T_HZ),
+    (SIEMENS_3T_HZ * (1 + 2e-6), SIEMENS_3T_MHZ),  # and re-tuned by 2 ppm
+    (SIEMENS_3T_MHZ * (1 + 2e-6), SIEMENS_3T_MHZ),  # the ordinary 2 ppm re-tuning between sessions
+    (297.2 * (1 + 40e-6), 297.2),  # 7 T: 40 ppm is 0.0119 MHz, beyond the old absolute 0.01 MHz
+    (SIEMENS_3T_MHZ * (1 + 99e-6), SIEMENS_3T_MHZ),
+])
+def test_imaging_frequency_in_hz_or_mhz_re_tuned_is_no_drift(actual, expected):
+    assert compare_parameters(changed(ImagingFrequency=actual), changed(ImagingFrequency=expected), SETTINGS) == []
+
+
+@pytest.mark.parametrize("actual, expected", [
+    (GE_1_5T_MHZ, SIEMENS_3T_MHZ),  # another field strength
+    (GE_1_5T_MHZ * 1e6, SIEMENS_3T_MHZ),  # in Hz as well
+    (127.74, SIEMENS_3T_MHZ),  # another 3 T magnet (3.0 T rather than 2.89 T)
+    (SIEMENS_3T_MHZ * (1 + 150e-6), SIEMENS_3T_MHZ),  # 150 ppm: beyond the default 100 ppm
+])
+def test_imaging_frequency_of_another_magnet_drifts(actual, expected):
+    findings = compare_parameters(changed(ImagingFrequency=actual), changed(ImagingFrequency=expected), SETTINGS)
+    assert kinds(findings) == [("ImagingFrequency", "changed")]
+    assert findings[0].expected == pytest.approx(SIEMENS_3T_MHZ) and findings[0].actual < 1000  # in MHz
+    assert findings[0].tolerance == pytest.approx(SIEMENS_3T_MHZ * 100e-6)  # 100 ppm of the reference, in MHz
+
+
+def test_imaging_frequency_in_hz_is_read_as_mhz():
+    assert sidecar_parameters({"ImagingFrequency": 123252000})["ImagingFrequency"] == pytest.approx(123.252)
+    assert sidecar_parameters({"ImagingFrequency": 123.252})["ImagingFrequency"] == 123.252
+
+
+def test_tolerance_in_ppm_or_absolute_from_yaml():
+    assert str(DEFAULT_TOLERANCES["ImagingFrequency"]) == "100 ppm"
+    relative = merge({"tolerance": {"ImagingFrequency": "5 ppm"}})
+    assert str(relative.tolerance["ImagingFrequency"]) == "5 ppm"
+    shifted = changed(ImagingFrequency=SIEMENS_3T_MHZ * (1 + 10e-6))
+    assert kinds(compare_parameters(shifted, changed(ImagingFrequency=SIEMENS_3T_MHZ), relative)) == [
+        ("ImagingFrequency", "changed")]
+    absolute = merge({"tolerance": {"ImagingFrequency": 0.01}})  # a number stays absolute, in MHz
+    assert absolute.tolerance["ImagingFrequency"] == 0.01
+    far = changed(ImagingFrequency=SIEMENS_3T_MHZ + 0.011)
+    assert kinds(compare_parameters(far, changed(ImagingFrequency=SIEMENS_3T_MHZ), absolute)) == [
+        ("ImagingFrequency", "changed")]
+    assert compare_parameters(shifted, changed(ImagingFrequency=SIEMENS_3T_MHZ), absolute) == []
+    # any numeric field may take a relative tolerance
+    assert compare_parameters(changed(RepetitionTime=2.0001), BASE, merge({"tolerance": {"RepetitionTime": "100ppm"}})) == []
+    for bad in ("5 %", "ppm", "-5 ppm", "nan ppm"):
+        with pytest.raises(ValidationError, match="ppm"):
+            merge({"tolerance": {"ImagingFrequency": bad}})
+    doc, _ = parse_yaml("tolerance:\n  EchoTime: 0.001\n  ImagingFrequency: 5 %\n", "studies/SPINS.yml")
+    with pytest.raises(ValidationError) as caught:
+        HeaderCheckYaml.model_validate(doc.data)
+    assert [str(i) for i in issues_from_validation(caught.value, doc, HeaderCheckYaml)] == [
+        "studies/SPINS.yml:3: tolerance.ImagingFrequency: a tolerance is a number (an absolute difference, in the "
+        "sidecar's units) or 'N ppm' (relative to the reference); got '5 %'"]
+    assert HeaderCheckYaml.model_validate(parse_yaml("tolerance: {ImagingFrequency: 50 ppm}\n", "x.yml")[0].data
+                                          ).tolerance == {"ImagingFrequency": Relative(50.0)}
 
 
 def test_lists_of_different_length_change_whatever_the_tolerance():

@@ -4,6 +4,12 @@ XNAT has already grouped files by series (one folder per scan), so the index rea
 full header of one file per series and only checks that the others are DICOM at all
 (preamble + 'DICM' magic, 132 bytes each). Multi-frame (enhanced) series also have each
 file's NumberOfFrames read, because there a file is a volume, not a slice.
+
+A header counts as read only when it is complete (`read_complete`): pydicom returns whatever
+it parsed before the end of a truncated file without complaint, and a header cut inside group
+0008 would make an MR image look like "not an image". Reading stops at the first element past
+the tags the index needs, so a file that ends before such an element is truncated, except a
+non-image object (its SOP class says so) whose last element ends exactly at the end of the file.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 
@@ -33,6 +40,11 @@ MAX_FIELD_CHARS = 1024
 # Everything the index needs lies in groups 0008-0028. Reading stops there: an enhanced
 # multi-frame file's per-frame functional groups (group 5200) cost 100x the rest to parse.
 INDEX_LAST_TAG = 0x0028FFFF
+UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+class TruncatedHeader(InvalidDicomError):
+    """The file ends before the header elements the index needs."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,7 @@ class SeriesHeader:
 
     @property
     def is_image(self) -> bool:
-        sop = self.get("SOPClassUID")
-        if any(sop.startswith(prefix) for prefix in NON_IMAGE_SOP_PREFIXES):
+        if not is_image_sop_class(self.get("SOPClassUID")):
             return False
         if self.get("Modality").upper() in NON_IMAGE_MODALITIES:
             return False
@@ -77,6 +88,33 @@ def read_until(path: Path, last_tag: int) -> pydicom.Dataset:
         return read_partial(handle, stop_when=lambda tag, vr, length: tag > last_tag)
 
 
+def read_complete(path: Path, last_tag: int) -> pydicom.Dataset:
+    """`read_until`, refusing a header the file's end cut short (TruncatedHeader)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        ds = read_partial(handle, stop_when=lambda tag, vr, length: tag > last_tag)
+        stopped_before_the_end = handle.tell() < size
+    if stopped_before_the_end:
+        return ds
+    sop = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
+    if sop and not is_image_sop_class(sop) and _ends_with_last_element(ds, size):
+        return ds
+    raise TruncatedHeader(f"{path.name}: the file ends inside its header ({size} bytes)")
+
+
+def _ends_with_last_element(ds: pydicom.Dataset, size: int) -> bool:
+    tags = list(ds.keys())
+    if not tags:
+        return False
+    last = ds.get_item(max(tags))
+    return (isinstance(last, RawDataElement) and last.length != UNDEFINED_LENGTH
+            and last.value_tell + last.length == size)
+
+
+def is_image_sop_class(sop: str) -> bool:
+    return not any(sop.startswith(prefix) for prefix in NON_IMAGE_SOP_PREFIXES)
+
+
 def last_tag_for(keywords: Iterable[str]) -> int:
     tags = [tag_for_keyword(k) for k in keywords]
     return max([INDEX_LAST_TAG, *(t for t in tags if t is not None)])
@@ -84,8 +122,8 @@ def last_tag_for(keywords: Iterable[str]) -> int:
 
 def read_series_header(path: Path, keywords: Iterable[str] = ()) -> SeriesHeader:
     """Read one file's header up to the last tag the index or the rules' `keywords` need;
-    raise InvalidDicomError if it is not DICOM."""
-    ds = read_until(path, last_tag_for(keywords))
+    raise InvalidDicomError if it is not DICOM (TruncatedHeader if the file ends inside the header)."""
+    ds = read_complete(path, last_tag_for(keywords))
     fields: dict[str, str] = {}
     for elem in ds:  # top level only: rules name top-level keywords
         if elem.VR == "SQ" or not elem.keyword:
@@ -114,10 +152,14 @@ def is_readable_dicom(path: Path) -> bool:
     return True
 
 
-def count_frames(paths: Iterable[Path]) -> int:
-    """Sum NumberOfFrames over multi-frame files (1 for a file that does not say)."""
-    total = 0
+def count_frames(paths: Iterable[Path]) -> tuple[int, list[Path]]:
+    """Sum NumberOfFrames over multi-frame files (1 for a file that does not say), and the
+    files whose header could not be read (truncated, or not DICOM after all)."""
+    total, unreadable = 0, []
     for path in paths:
-        ds = read_until(path, INDEX_LAST_TAG)
-        total += int(ds.get("NumberOfFrames", 1) or 1)
-    return total
+        try:
+            ds = read_complete(path, INDEX_LAST_TAG)
+            total += int(ds.get("NumberOfFrames", 1) or 1)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            unreadable.append(path)
+    return total, unreadable

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from datman_flow.config import TagRule
-from datman_flow.dicom.headers import count_frames, is_readable_dicom, read_series_header
+from datman_flow.dicom.headers import SeriesHeader, count_frames, is_readable_dicom, read_series_header
 from datman_flow.dicom.tagging import tag_series
 from datman_flow.records import PulledScan, PulledSession, SeriesRecord
 
@@ -30,6 +30,25 @@ def list_series_files(directory: Path) -> list[Path]:
     return sorted(found)
 
 
+def first_readable_header(candidates: list[Path], keywords: set[str]
+                          ) -> tuple[SeriesHeader | None, list[Path], str]:
+    """The header of the first file that reads completely (in the index's order), the files
+    tried before it that did not, and why the last of those failed."""
+    unreadable: list[Path] = []
+    problem = ""
+    for path in candidates:
+        try:
+            return read_series_header(path, keywords), unreadable, problem
+        except Exception as exc:  # noqa: BLE001 - any parse failure is this file's problem, recorded
+            unreadable.append(path)
+            problem = f"{path.name}: {exc}"
+    return None, unreadable, problem
+
+
+def names_in_order(files: list[Path], bad: set[Path]) -> tuple[str, ...]:
+    return tuple(path.name for path in files if path in bad)
+
+
 def index_scan(session: str, scan: PulledScan, rules: Mapping[str, TagRule]) -> SeriesRecord:
     base = SeriesRecord(
         session=session,
@@ -44,20 +63,26 @@ def index_scan(session: str, scan: PulledScan, rules: Mapping[str, TagRule]) -> 
         return base.with_changes(untagged_reason=f"download failed: {scan.message}", conversion_status="skipped",
                                  conversion_message="not converted: the download is incomplete")
     files = list_series_files(Path(scan.directory))
-    good = [path for path in files if is_readable_dicom(path)]
-    good_set = set(good)
-    bad = tuple(path.name for path in files if path not in good_set)
-    if not good:
-        return base.with_changes(n_files=len(files), bad_files=bad, untagged_reason="no readable DICOM file",
+    candidates = [path for path in files if is_readable_dicom(path)]
+    if not candidates:
+        return base.with_changes(n_files=len(files), bad_files=tuple(p.name for p in files),
+                                 untagged_reason="no readable DICOM file",
                                  conversion_status="skipped", conversion_message="not converted: no readable DICOM")
-    try:
-        header = read_series_header(good[0], {keyword for rule in rules.values() for keyword in rule.match})
-    except Exception as exc:  # noqa: BLE001 - any parse failure is this series' problem, recorded
+    keywords = {keyword for rule in rules.values() for keyword in rule.match}
+    header, unreadable, problem = first_readable_header(candidates, keywords)
+    if header is None:
+        bad = names_in_order(files, set(files) - set(candidates) | set(unreadable))
         return base.with_changes(n_files=len(files), bad_files=bad,
-                                 untagged_reason=f"header of {good[0].name} unreadable: {exc}",
+                                 untagged_reason=f"no readable DICOM header in {len(unreadable)} files ({problem})",
                                  conversion_status="skipped", conversion_message="not converted: unreadable header")
+    skipped = set(unreadable)
+    good = [path for path in candidates if path not in skipped]
     multi_frame = header.number_of_frames > 1 or header.get("SOPClassUID") == ENHANCED_MR
-    n_frames = count_frames(good) if multi_frame else len(good)
+    n_frames = len(good)
+    if multi_frame:
+        n_frames, cut = count_frames(good)
+        unreadable = [*unreadable, *cut]
+    bad = names_in_order(files, set(files) - set(candidates) | set(unreadable))
     decision = tag_series(header, rules)
     return base.with_changes(
         series_number=header.get("SeriesNumber") or scan.scan_id,

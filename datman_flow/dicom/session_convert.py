@@ -10,6 +10,7 @@ from pathlib import Path
 
 from datman_flow.dicom.convert import ConversionOutcome, Dcm2niix, convert_series, keep_header_copy
 from datman_flow.dicom.index import list_series_files
+from datman_flow.dicom.workdir import remove_leftover_work
 from datman_flow.layout import DataLayout
 from datman_flow.naming import ScanId, output_stem
 from datman_flow.records import SeriesRecord
@@ -49,7 +50,9 @@ def convert_one(tool: Dcm2niix, layout: DataLayout, scan_id: ScanId, record: Ser
 
 def convert_session(records: list[SeriesRecord], scan_id: ScanId, layout: DataLayout, tool: Dcm2niix,
                     workers: int | None = None) -> list[SeriesRecord]:
-    """Convert the tagged series; others pass through unchanged. Order is kept."""
+    """Convert the tagged series; others pass through unchanged. Order is kept. Work folders an
+    earlier, stopped conversion of this session left in its NIfTI folder are removed first."""
+    remove_leftover_work(layout.nii(scan_id), f"{scan_id.label}_")
     todo = [r for r in records if r.tag and r.download_status == "complete"]
     stems = Counter(series_stem(scan_id, r) for r in todo)
     results: dict[str, SeriesRecord] = {}

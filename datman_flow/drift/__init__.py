@@ -21,11 +21,11 @@ from datman_flow.drift.parameters import (
     sidecar_parameters,
 )
 from datman_flow.drift.reference import provisional_reference
-from datman_flow.drift.settings import DEFAULT_TOLERANCES, HeaderCheckSettings, HeaderCheckYaml, merge
+from datman_flow.drift.settings import DEFAULT_TOLERANCES, HeaderCheckSettings, HeaderCheckYaml, Relative, merge
 
 __all__ = [
     "DEFAULT_FIELDS", "KNOWN_FIELDS", "DEFAULT_TOLERANCES", "Finding", "GoldStandard", "GoldStandardError",
-    "HeaderCheckSettings", "HeaderCheckYaml", "compare_parameters", "extract_parameters", "find_gold",
+    "HeaderCheckSettings", "HeaderCheckYaml", "Relative", "compare_parameters", "extract_parameters", "find_gold",
     "format_value", "gold_path", "list_gold", "load_gold", "merge", "normalise_parameters",
     "promote", "provisional_reference", "sidecar_parameters", "write_gold",
 ]

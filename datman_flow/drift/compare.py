@@ -2,9 +2,14 @@
 
 For each compared field: absent in both -> nothing; only in the reference -> `missing`; only
 in the series -> `unexpected`; SoftwareVersions different -> `software_upgrade` (listed first);
-numbers farther apart than the field's absolute tolerance -> `changed` (a difference equal to
-the tolerance is inside); lists element by element with the same tolerance, a different length
+numbers farther apart than the field's tolerance -> `changed` (a difference equal to the
+tolerance is inside); lists element by element with the same tolerance, a different length
 -> `changed`; strings exactly (after stripping).
+
+A tolerance is absolute (a number, in the sidecar's units) or relative (`Relative`, in ppm of the
+reference value: ImagingFrequency's default). A finding records the absolute tolerance that
+applied (for a relative one: its value at the reference, or at the list's largest element),
+so `header_diffs.tolerance` is always in the parameter's units.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from datman_flow.drift.parameters import normalise_parameters
-from datman_flow.drift.settings import HeaderCheckSettings
+from datman_flow.drift.settings import HeaderCheckSettings, Relative, Tolerance
 
 Kind = Literal["software_upgrade", "changed", "missing", "unexpected"]
 SOFTWARE_FIELD = "SoftwareVersions"
@@ -50,9 +55,10 @@ def compare_parameters(actual: Mapping[str, object], expected: Mapping[str, obje
             if got != want:
                 findings.append(Finding(name, want, got, None, "software_upgrade", provisional))
         else:
-            tolerance = float(settings.tolerance.get(name, 0.0)) if _numeric(got, want) else None
-            if not _same(got, want, tolerance or 0.0):
-                findings.append(Finding(name, want, got, tolerance, "changed", provisional))
+            tolerance = settings.tolerance.get(name, 0.0) if _numeric(got, want) else None
+            if not _same(got, want, 0.0 if tolerance is None else tolerance):
+                shown = None if tolerance is None else _limit(tolerance, _largest(want))
+                findings.append(Finding(name, want, got, shown, "changed", provisional))
     order = {name: index for index, name in enumerate(settings.compared)}
     return sorted(findings, key=lambda f: (f.kind != "software_upgrade", order[f.field]))
 
@@ -64,11 +70,23 @@ def _numeric(a: object, b: object) -> bool:
             and all(isinstance(v, float) for v in a) and all(isinstance(v, float) for v in b))
 
 
-def _close(a: float, b: float, tolerance: float) -> bool:
-    return abs(a - b) <= tolerance + RELATIVE_SLACK * max(abs(a), abs(b), tolerance)
+def _limit(tolerance: Tolerance, reference: float) -> float:
+    return tolerance.limit(reference) if isinstance(tolerance, Relative) else float(tolerance)
 
 
-def _same(a: object, b: object, tolerance: float) -> bool:
+def _largest(value: object) -> float:
+    if isinstance(value, list):
+        return max((abs(v) for v in value), default=0.0)
+    return float(value)  # type: ignore[arg-type]
+
+
+def _close(a: float, b: float, tolerance: Tolerance) -> bool:
+    """`a` within `tolerance` of the reference `b`."""
+    limit = _limit(tolerance, b)
+    return abs(a - b) <= limit + RELATIVE_SLACK * max(abs(a), abs(b), limit)
+
+
+def _same(a: object, b: object, tolerance: Tolerance) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return _close(a, b, tolerance)
     if isinstance(a, list) and isinstance(b, list):

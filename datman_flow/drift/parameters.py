@@ -15,6 +15,10 @@ Normalisation (the same for a fresh series and a gold standard):
   unaccelerated series (GE and Siemens E11 EPI, XA30 DWI/ASL/BOLD/field maps, Philips T1 and
   field maps), v1.0.20260724 writes 1 for the same files;
 - times are in seconds (the sidecar's unit; DICOM milliseconds are converted);
+- ImagingFrequency is in MHz: a value above 1000 is in Hz (some vendors write Hz and dcm2niix
+  copies the DICOM value) and is divided by 10^6. The rule is safe because the two ranges are
+  far apart: protons resonate at 42.58 MHz/T, so 1000 MHz would take a 23.5 T magnet (human
+  MRI stops near 11.7 T, 500 MHz), while a frequency in Hz exceeds 10^6 above 0.03 T;
 - BValues: the sorted distinct b-values rounded to the nearest 10 s/mm², halves up (the
   Philips DTIphase series writes b=2 for its b=0 volumes: 0; 995 -> 1000, 1005 -> 1010);
 - NumberOfDirections: distinct unit vectors (within ~1 degree; v and -v count as two) of the
@@ -58,6 +62,7 @@ ACCELERATION_FIELDS = frozenset({"ParallelReductionFactorInPlane", "ParallelRedu
 # Derived from the NIfTI header, the DICOM file or the .bval/.bvec files, never the sidecar.
 NOT_FROM_SIDECAR = frozenset({"AcquisitionMatrix", "VoxelSize", "NumberOfSlices", "NumberOfVolumes",
                               "BValues", "NumberOfDirections"})
+HZ_ABOVE = 1000.0  # an ImagingFrequency above this is in Hz, not MHz (see the module docstring)
 B0_THRESHOLD = 50.0  # s/mm²: volumes at or below are b=0 images
 BVALUE_STEP = 10.0
 VOXEL_DECIMALS = 4  # mm; float32 pixdim noise is ~1e-7 mm
@@ -98,12 +103,15 @@ def _number_text(item: object) -> str:
 
 
 def normalise_parameters(values: Mapping[str, object]) -> dict[str, object]:
-    """Normalise every value, dropping the missing ones and 'not accelerated' factors."""
+    """Normalise every value, dropping the missing ones and 'not accelerated' factors, and
+    reading an ImagingFrequency in Hz as MHz."""
     out: dict[str, object] = {}
     for name, raw in values.items():
         value = normalise_value(raw)
         if value is None or (name in ACCELERATION_FIELDS and value == 1.0):
             continue
+        if name == "ImagingFrequency" and isinstance(value, float) and value > HZ_ABOVE:
+            value = value / 1e6
         out[name] = value
     return out
 
