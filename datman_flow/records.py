@@ -16,6 +16,7 @@ class SeriesRecord:
     description: str
     download_status: str  # complete | failed
     download_message: str = ""
+    verified: str = ""  # how the download was verified: md5 | size+count only
     series_uid: str = ""
     study_uid: str = ""
     sop_class_uid: str = ""
@@ -50,6 +51,7 @@ class PulledScan:
     n_files: int = 0
     n_bytes: int = 0
     seconds: float = 0.0
+    verified: str = ""  # md5 | size+count only (XNAT listed no digests) | '' (not downloaded)
 
 
 @dataclass(frozen=True)

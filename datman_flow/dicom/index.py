@@ -57,6 +57,7 @@ def index_scan(session: str, scan: PulledScan, rules: Mapping[str, TagRule]) -> 
         description=scan.description,
         download_status=scan.status,
         download_message=scan.message,
+        verified=scan.verified,
         files_dir=scan.directory,
     )
     if scan.status != "complete":

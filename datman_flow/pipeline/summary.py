@@ -22,6 +22,7 @@ from datman_flow.qc.kinds import QC_KINDS
 from datman_flow.records import PulledSession, SeriesRecord
 
 Metadata = dict[str, object]
+SIZE_ONLY = "size+count only"
 
 
 class Markdown(str):
@@ -60,15 +61,16 @@ def tag_or_reason(record: SeriesRecord) -> str:
 # ---- raw_dicom ----------------------------------------------------------------------------------
 
 def pull_table(pulled: PulledSession) -> Markdown:
-    rows = [(s.scan_id, s.description, s.status, s.n_files, f"{s.n_bytes / 1e6:.1f}", f"{s.seconds:.1f}", s.message)
-            for s in pulled.scans]
-    return markdown_table(["scan", "description", "download", "files", "MB", "s", "problem"], rows)
+    rows = [(s.scan_id, s.description, s.status, s.verified, s.n_files, f"{s.n_bytes / 1e6:.1f}", f"{s.seconds:.1f}",
+             s.message) for s in pulled.scans]
+    return markdown_table(["scan", "description", "download", "verified by", "files", "MB", "s", "problem"], rows)
 
 
 def pull_metadata(pulled: PulledSession) -> Metadata:
     return {
         "scans": len(pulled.scans),
         "failed_scans": len(pulled.failed),
+        "verified_by_size_only": sum(1 for s in pulled.scans if s.status == "complete" and s.verified == SIZE_ONLY),
         "files": sum(s.n_files for s in pulled.scans),
         "megabytes": round(sum(s.n_bytes for s in pulled.scans) / 1e6, 1),
         "xnat_id": pulled.xnat_id,
@@ -78,7 +80,11 @@ def pull_metadata(pulled: PulledSession) -> Metadata:
 
 
 def pull_warnings(pulled: PulledSession) -> list[str]:
-    return [f"scan {s.scan_id} ({s.description}) not downloaded: {s.message}" for s in pulled.failed]
+    failed = [f"scan {s.scan_id} ({s.description}) not downloaded: {s.message}" for s in pulled.failed]
+    unverified = [f"scan {s.scan_id} ({s.description}) verified by size and file count only: XNAT lists no MD5 "
+                  f"digests for it (checksums are off on the server; `xnat: {{require_digest: true}}` refuses such "
+                  f"scans)" for s in pulled.scans if s.status == "complete" and s.verified == SIZE_ONLY]
+    return failed + unverified
 
 
 # ---- series_index and expected_series -----------------------------------------------------------

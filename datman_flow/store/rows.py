@@ -53,6 +53,7 @@ class SeriesRow:
     modality: str = ""
     download_status: str = ""  # complete | failed
     download_message: str = ""
+    verified: str = ""  # md5 | size+count only (XNAT listed no digests)
     bad_files: tuple[str, ...] = ()
     nifti_path: str | None = None
     outputs: tuple[str, ...] = ()
