@@ -5,32 +5,29 @@ computing MD5s, checked against XNAT's file listing (names, sizes, digests), sta
 `.complete.json` manifest and only then renamed to `dest`. Any failure deletes the temporary
 folder and retries the whole scan; after the last attempt the scan is reported 'failed' with
 the exact reason. A `dest` whose manifest matches the current listing is not downloaded again.
+
+The scan ID and `dest`'s name must be safe path components (safe_paths), and nothing is ever
+removed outside `dest.parent`, the session's raw folder.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import shutil
 import tempfile
 import time
 import zipfile
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+from datman_flow.safe_paths import UnsafePath, remove_tree, safe_component
 
 from .client import XnatClient
 from .errors import XnatAuthError, XnatError
 from .models import RemoteFile
+from .verify import MANIFEST, ZIP_NAME, Failed, check_listing, extract_verified, manifest_matches, write_manifest
 
 log = logging.getLogger(__name__)
-
-MANIFEST = ".complete.json"
-CHUNK = 1 << 20
-_ZIP_NAME = ".xnat-download.zip"
 
 
 @dataclass
@@ -43,10 +40,6 @@ class ScanDownload:
     seconds: float = 0.0
 
 
-class _Failed(Exception):
-    """One attempt went wrong; the message says exactly what."""
-
-
 def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Path, *,
                   attempts: int = 3) -> ScanDownload:
     """Download one scan's DICOM files into `dest`, verified, or report why it could not.
@@ -54,10 +47,16 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
     XnatAuthError propagates (no scan can succeed with refused credentials); every other
     problem is retried and, at the end, returned as status 'failed' with its reason.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    _remove_leftovers(dest)
+    dest = Path(dest)
+    try:
+        safe_component(scan_id, "XNAT scan ID")
+        safe_component(dest.name, "scan folder name")
+    except UnsafePath as exc:
+        return _failed(scan_id, str(exc), started)
+    root = dest.parent  # the session's raw folder: nothing outside it is ever removed
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(dest, root)
     last = "no attempt was made"
     for attempt in range(1, attempts + 1):
         try:
@@ -71,27 +70,23 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
         if not expected:
             return _failed(scan_id, f"XNAT lists no DICOM files for scan {scan_id}", started)
         try:
-            _check_listing(expected)
-        except _Failed as exc:
+            check_listing(expected)
+        except Failed as exc:
             return _failed(scan_id, str(exc), started)
-        if _manifest_matches(dest, experiment_id, scan_id, expected):
+        if manifest_matches(dest, experiment_id, scan_id, expected):
             log.info("scan %s: already complete in %s, skipped", scan_id, dest)
             return ScanDownload(scan_id, "complete", "already complete (manifest matches XNAT)",
-                                sorted(f.name for f in expected), 0,
-                                time.monotonic() - started)
-        if dest.exists():
-            shutil.rmtree(dest)  # stale: XNAT's listing changed since it was downloaded
+                                sorted(f.name for f in expected), 0, time.monotonic() - started)
+        remove_tree(dest, root)  # stale: XNAT's listing changed since it was downloaded
         try:
             n_bytes = _attempt(client, experiment_id, scan_id, dest, expected)
-        except _Failed as exc:
+        except Failed as exc:
             last = str(exc)
             log.warning("scan %s attempt %d/%d failed: %s", scan_id, attempt, attempts, last)
             continue
         seconds = time.monotonic() - started
-        log.info("scan %s: %d files, %.1f MB in %.1f s", scan_id, len(expected),
-                 n_bytes / 1e6, seconds)
-        return ScanDownload(scan_id, "complete", "", sorted(f.name for f in expected),
-                            n_bytes, seconds)
+        log.info("scan %s: %d files, %.1f MB in %.1f s", scan_id, len(expected), n_bytes / 1e6, seconds)
+        return ScanDownload(scan_id, "complete", "", sorted(f.name for f in expected), n_bytes, seconds)
     return _failed(scan_id, f"after {attempts} attempts: {last}", started)
 
 
@@ -100,121 +95,43 @@ def _failed(scan_id: str, reason: str, started: float) -> ScanDownload:
     return ScanDownload(scan_id, "failed", reason, [], 0, time.monotonic() - started)
 
 
-def _remove_leftovers(dest: Path) -> None:
-    """Delete partial folders of crashed runs and a `dest` that has no manifest."""
-    for partial in dest.parent.glob(f".{dest.name}.partial-*"):
-        shutil.rmtree(partial, ignore_errors=True)
-    if dest.exists() and not (dest / MANIFEST).is_file():
-        shutil.rmtree(dest)
+def _remove_leftovers(dest: Path, root: Path) -> None:
+    """Delete partial folders of crashed runs, and a `dest` that has no manifest or is a link."""
+    for partial in root.glob(f".{dest.name}.partial-*"):
+        _discard(partial, root)
+    if dest.is_symlink() or (dest.exists() and not (dest / MANIFEST).is_file()):
+        remove_tree(dest, root)
 
 
-def _check_listing(expected: list[RemoteFile]) -> None:
-    names = [f.name for f in expected]
-    dups = sorted(n for n, count in Counter(names).items() if count > 1)
-    if dups:
-        raise _Failed(f"XNAT lists duplicate file names: {_some(dups)}")
-    unsafe = [n for n in names if n in ("", ".", "..", MANIFEST, _ZIP_NAME) or "/" in n or "\\" in n]
-    if unsafe:
-        raise _Failed(f"XNAT lists unsafe file names: {_some(unsafe)}")
+def _discard(path: Path, root: Path) -> None:
+    try:
+        remove_tree(path, root)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
 
 
 def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
              expected: list[RemoteFile]) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    root = dest.parent
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=root))
     try:
-        zip_path = tmp / _ZIP_NAME
+        zip_path = tmp / ZIP_NAME
         try:
             with open(zip_path, "wb") as out:
                 n_bytes = client.download_files_zip(experiment_id, scan_id, out)
-            md5s = _extract_verified(zip_path, tmp, expected)
+            md5s = extract_verified(zip_path, tmp, expected)
         except XnatAuthError:
             raise
         except XnatError as exc:
-            raise _Failed(str(exc)) from exc
+            raise Failed(str(exc)) from exc
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise _Failed(f"zip stream ended early or is corrupt ({type(exc).__name__}: {exc})") from exc
+            raise Failed(f"zip stream ended early or is corrupt ({type(exc).__name__}: {exc})") from exc
         except OSError as exc:
-            raise _Failed(f"could not write the download next to {dest}: {exc}") from exc
-        zip_path.unlink()
-        manifest = {
-            "experiment_id": experiment_id, "scan_id": scan_id,
-            "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": [{"name": f.name, "size": f.size, "md5": md5s[f.name]} for f in expected],
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if dest.exists():
-            shutil.rmtree(dest)
+            raise Failed(f"could not write the download next to {dest}: {exc}") from exc
+        remove_tree(zip_path, root)
+        write_manifest(tmp, experiment_id, scan_id, expected, md5s)
+        remove_tree(dest, root)
         tmp.rename(dest)
         return n_bytes
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile]) -> dict[str, str]:
-    """Extract the listed files from the zip into folder; returns name -> md5 or raises _Failed."""
-    with zipfile.ZipFile(zip_path) as zf:
-        members: dict[str, list[zipfile.ZipInfo]] = {}
-        for info in zf.infolist():
-            if not info.is_dir():
-                members.setdefault(info.filename.rsplit("/", 1)[-1], []).append(info)
-        wanted = {f.name: f for f in expected}
-        missing = sorted(set(wanted) - set(members))
-        if missing:
-            raise _Failed(f"{len(missing)} of {len(wanted)} files missing: {_some(missing)}")
-        extra = sorted(set(members) - set(wanted))
-        if extra:
-            raise _Failed(f"{len(extra)} unexpected files in the zip: {_some(extra)}")
-        repeated = sorted(n for n, infos in members.items() if len(infos) > 1)
-        if repeated:
-            raise _Failed(f"{len(repeated)} files appear more than once in the zip: {_some(repeated)}")
-        md5s, problems = {}, []
-        for name, remote in sorted(wanted.items()):
-            md5, size = _copy_member(zf, members[name][0], folder / name)
-            md5s[name] = md5
-            if size != remote.size:
-                problems.append(f"size mismatch for {name}: expected {remote.size} bytes, got {size}")
-            elif remote.digest and md5 != remote.digest:
-                problems.append(f"MD5 mismatch for {name}: expected {remote.digest}, got {md5}")
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise _Failed("; ".join(problems[:3]) + more)
-    return md5s
-
-
-def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> tuple[str, int]:
-    md5 = hashlib.md5()
-    size = 0
-    with zf.open(info) as src, open(target, "wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):
-            md5.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    return md5.hexdigest(), size
-
-
-def _manifest_matches(dest: Path, experiment_id: str, scan_id: str,
-                      expected: list[RemoteFile]) -> bool:
-    try:
-        manifest = json.loads((dest / MANIFEST).read_text())
-        recorded = {f["name"]: (int(f["size"]), str(f["md5"])) for f in manifest["files"]}
-        same_scan = (manifest["experiment_id"], manifest["scan_id"]) == (experiment_id, scan_id)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if not same_scan or set(recorded) != {f.name for f in expected}:
-        return False
-    for f in expected:
-        size, md5 = recorded[f.name]
-        if size != f.size or (f.digest and md5 != f.digest):
-            return False
-        try:
-            if (dest / f.name).stat().st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _some(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+        _discard(tmp, root)

@@ -4,6 +4,9 @@ A few worker threads (each with its own client, so its own HTTP session and JSES
 scans from a shared queue in the order given; results come back in that order. While one
 worker waits on the network another hashes and writes files, which is where the time of a
 session pull goes (MD5 and file writes release the GIL).
+
+A scan ID that cannot be a folder name (XNAT's IDs are free text: '..', 'a/b', '/abs') is
+failed with the reason before any path is built from it.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from datman_flow.safe_paths import UnsafePath, safe_component
 
 from .client import XnatClient
 from .download import ScanDownload, download_scan
@@ -41,8 +46,14 @@ def fetch_session(client_factory: Callable[[], XnatClient], experiment_id: str, 
     dest_root.mkdir(parents=True, exist_ok=True)
     results: list[ScanDownload | None] = [None] * len(scan_ids)
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for i in range(len(scan_ids)):
-        todo.put(i)
+    for i, scan_id in enumerate(scan_ids):
+        try:
+            safe_component(scan_id, "XNAT scan ID")
+        except UnsafePath as exc:
+            log.error("scan %r of experiment %s refused: %s", scan_id, experiment_id, exc)
+            results[i] = ScanDownload(scan_id, "failed", str(exc))
+        else:
+            todo.put(i)
     stop = threading.Event()
 
     def work() -> None:
@@ -61,7 +72,7 @@ def fetch_session(client_factory: Callable[[], XnatClient], experiment_id: str, 
             stop.set()
             raise
 
-    n_workers = min(workers, len(scan_ids))
+    n_workers = min(workers, todo.qsize())
     if n_workers == 1:
         work()
     elif n_workers > 1:
