@@ -18,9 +18,10 @@ from .errors import (
 )
 from .fetch import fetch_session
 from .models import Experiment, RemoteFile, Scan
+from .verify import Verification
 
 __all__ = [
-    "Deadline", "Experiment", "RemoteFile", "Scan", "ScanDownload",
+    "Deadline", "Experiment", "RemoteFile", "Scan", "ScanDownload", "Verification",
     "XnatAuthError", "XnatBadResponse", "XnatClient", "XnatDeadline", "XnatError", "XnatNotFound",
     "XnatOversize", "XnatTruncated", "XnatUnavailable",
     "download_scan", "fetch_session",

@@ -1,7 +1,8 @@
 """Verified scan download: a scan folder exists only when every listed file arrived intact.
 
 The zip is streamed to a temporary folder next to `dest`, extracted member by member while
-computing MD5s, checked against XNAT's file listing (names, sizes, digests), stamped with a
+computing MD5s, checked against XNAT's file listing (names, sizes, digests where XNAT lists
+them: `verified` records which), stamped with a
 `.complete.json` manifest and only then renamed to `dest`. Any failure deletes the temporary
 folder and retries the whole scan; after the last attempt the scan is reported 'failed' with
 the exact reason. A `dest` whose manifest matches the current listing is not downloaded again.
@@ -25,7 +26,17 @@ from datman_flow.safe_paths import UnsafePath, remove_tree, safe_component
 from .client import XnatClient
 from .errors import XnatAuthError, XnatError
 from .models import RemoteFile
-from .verify import MANIFEST, ZIP_NAME, Failed, check_listing, extract_verified, manifest_matches, write_manifest
+from .verify import (
+    MANIFEST,
+    ZIP_NAME,
+    Failed,
+    Verification,
+    check_listing,
+    extract_verified,
+    manifest_matches,
+    verification,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +49,15 @@ class ScanDownload:
     files: list[str] = field(default_factory=list)
     n_bytes: int = 0
     seconds: float = 0.0
+    verified: Verification | None = None  # how a complete scan was checked; None when failed
 
 
 def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Path, *,
-                  attempts: int = 3) -> ScanDownload:
+                  attempts: int = 3, require_digest: bool = False) -> ScanDownload:
     """Download one scan's DICOM files into `dest`, verified, or report why it could not.
 
+    `require_digest`: refuse a scan for which XNAT lists no MD5 digests (else it is verified by
+    size and count only, recorded in `verified` and logged as a warning).
     XnatAuthError propagates (no scan can succeed with refused credentials); every other
     problem is retried and, at the end, returned as status 'failed' with its reason.
     """
@@ -73,20 +87,29 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
             check_listing(expected)
         except Failed as exc:
             return _failed(scan_id, str(exc), started)
+        verified = verification(expected)
+        if verified != "md5":
+            missing = sum(not f.digest for f in expected)
+            if require_digest:
+                return _failed(scan_id, f"MD5 digests are required (require_digest) but XNAT lists none for "
+                                        f"{missing} of {len(expected)} files of scan {scan_id}", started)
+            log.warning("scan %s: XNAT lists no MD5 digest for %d of %d files: verified by size and "
+                        "count only", scan_id, missing, len(expected))
         if manifest_matches(dest, experiment_id, scan_id, expected):
             log.info("scan %s: already complete in %s, skipped", scan_id, dest)
             return ScanDownload(scan_id, "complete", "already complete (manifest matches XNAT)",
-                                sorted(f.name for f in expected), 0, time.monotonic() - started)
+                                sorted(f.name for f in expected), 0, time.monotonic() - started, verified)
         remove_tree(dest, root)  # stale: XNAT's listing changed since it was downloaded
         try:
-            n_bytes = _attempt(client, experiment_id, scan_id, dest, expected)
+            n_bytes = _attempt(client, experiment_id, scan_id, dest, expected, verified)
         except Failed as exc:
             last = str(exc)
             log.warning("scan %s attempt %d/%d failed: %s", scan_id, attempt, attempts, last)
             continue
         seconds = time.monotonic() - started
-        log.info("scan %s: %d files, %.1f MB in %.1f s", scan_id, len(expected), n_bytes / 1e6, seconds)
-        return ScanDownload(scan_id, "complete", "", sorted(f.name for f in expected), n_bytes, seconds)
+        log.info("scan %s: %d files, %.1f MB in %.1f s (verified: %s)", scan_id, len(expected),
+                 n_bytes / 1e6, seconds, verified)
+        return ScanDownload(scan_id, "complete", "", sorted(f.name for f in expected), n_bytes, seconds, verified)
     return _failed(scan_id, f"after {attempts} attempts: {last}", started)
 
 
@@ -111,7 +134,7 @@ def _discard(path: Path, root: Path) -> None:
 
 
 def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
-             expected: list[RemoteFile]) -> int:
+             expected: list[RemoteFile], verified: Verification) -> int:
     root = dest.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=root))
     try:
@@ -129,7 +152,7 @@ def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
         except OSError as exc:
             raise Failed(f"could not write the download next to {dest}: {exc}") from exc
         remove_tree(zip_path, root)
-        write_manifest(tmp, experiment_id, scan_id, expected, md5s)
+        write_manifest(tmp, experiment_id, scan_id, expected, md5s, verified)
         remove_tree(dest, root)
         tmp.rename(dest)
         return n_bytes

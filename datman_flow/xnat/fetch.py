@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def fetch_session(client_factory: Callable[[], XnatClient], experiment_id: str, scans: Sequence[str],
-                  dest_root: Path, *, workers: int = 3) -> list[ScanDownload]:
+                  dest_root: Path, *, workers: int = 3, require_digest: bool = False) -> list[ScanDownload]:
     """Download `scans` of an experiment into `dest_root/<scan id>/`, up to `workers` at a time.
 
-    Every scan ends 'complete' (verified, see download_scan) or 'failed' with its reason; a
+    Every scan ends 'complete' (verified, see download_scan, which `require_digest` is passed
+    to) or 'failed' with its reason; a
     failing scan never stops the others. XnatAuthError (credentials refused: no scan can
     succeed) or an unexpected exception stops the workers from starting more scans and is
     raised once the running ones have finished; no partial folder is ever left as a scan's
@@ -65,7 +66,8 @@ def fetch_session(client_factory: Callable[[], XnatClient], experiment_id: str, 
                     except queue.Empty:
                         return
                     scan_id = scan_ids[i]
-                    results[i] = download_scan(client, experiment_id, scan_id, dest_root / scan_id)
+                    results[i] = download_scan(client, experiment_id, scan_id, dest_root / scan_id,
+                                               require_digest=require_digest)
                     done = sum(r is not None for r in results)
                     log.info("experiment %s: %d of %d scans done", experiment_id, done, len(scan_ids))
         except BaseException:

@@ -8,6 +8,7 @@ import zipfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from .models import RemoteFile
 
@@ -15,9 +16,16 @@ MANIFEST = ".complete.json"
 ZIP_NAME = ".xnat-download.zip"
 CHUNK = 1 << 20
 
+Verification = Literal["md5", "size+count only"]
+
 
 class Failed(Exception):
     """One attempt went wrong; the message says exactly what."""
+
+
+def verification(expected: list[RemoteFile]) -> Verification:
+    """How a download of this listing can be verified: MD5 only when XNAT lists every digest."""
+    return "md5" if all(f.digest for f in expected) else "size+count only"
 
 
 def check_listing(expected: list[RemoteFile]) -> None:
@@ -74,10 +82,11 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> tu
 
 
 def write_manifest(folder: Path, experiment_id: str, scan_id: str, expected: list[RemoteFile],
-                   md5s: dict[str, str]) -> None:
+                   md5s: dict[str, str], verified: Verification) -> None:
     manifest = {
         "experiment_id": experiment_id, "scan_id": scan_id,
         "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "verified": verified,
         "files": [{"name": f.name, "size": f.size, "md5": md5s[f.name]} for f in expected],
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
