@@ -1,18 +1,85 @@
-"""Nothing XNAT sends is unbounded: a listing is refused past its limit; a drip-feeding server
+"""Nothing XNAT sends is unbounded: a zip member larger than listed and a zip that never ends are
+cut with the bytes on disk bounded; a listing is refused past its limit; a drip-feeding server
 meets the request's deadline."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from datman_flow.xnat import XnatClient, XnatDeadline, XnatOversize
+from datman_flow.xnat import XnatClient, XnatDeadline, XnatOversize, download_scan
 from datman_flow.xnat import client as client_module
 from datman_flow.xnat.emulator import XnatEmulator
 
 # the fixtures client, data and emu: conftest.py
 
 E = "XNAT_E00001"
+
+
+class _Counting:
+    def __init__(self, out) -> None:  # type: ignore[no-untyped-def]
+        self.out, self.n = out, 0
+
+    def write(self, data: bytes) -> int:
+        self.n += len(data)
+        return self.out.write(data)
+
+
+class CountingClient(XnatClient):
+    """Counts the bytes each zip download writes to its file."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.written: list[int] = []
+
+    def download_files_zip(self, experiment_id, scan_id, out, *args, **kwargs):  # type: ignore[no-untyped-def]
+        counting = _Counting(out)
+        try:
+            return super().download_files_zip(experiment_id, scan_id, counting, *args, **kwargs)
+        finally:
+            self.written.append(counting.n)
+
+
+def counting_client(emu: XnatEmulator) -> CountingClient:
+    return CountingClient(emu.url, "admin", "admin", timeout=(2, 10), retry_budget=2, backoff=0.01)
+
+
+def listed_bytes(client: XnatClient, scan_id: str) -> int:
+    return sum(f.size for f in client.list_files(E, scan_id))
+
+
+def test_member_slightly_larger_than_listed_fails_the_scan(client: XnatClient, emu: XnatEmulator,
+                                                           tmp_path: Path) -> None:
+    emu.oversize_next_member(3000)
+    dest = tmp_path / "raw" / "2"
+    result = download_scan(client, E, "2", dest, attempts=1)
+    size = client.list_files(E, "2")[0].size
+    assert result.status == "failed"
+    assert result.reason == f"after 1 attempts: member img0001.dcm exceeds its listed size of {size} bytes"
+    assert not dest.exists() and list((tmp_path / "raw").iterdir()) == []
+
+
+def test_member_far_larger_than_listed_is_cut_with_the_bytes_on_disk_bounded(emu: XnatEmulator,
+                                                                            tmp_path: Path) -> None:
+    emu.oversize_next_member(64 << 20)
+    with counting_client(emu) as client:
+        result = download_scan(client, E, "2", tmp_path / "raw" / "2", attempts=1)
+        listed = listed_bytes(client, "2")
+    assert result.status == "failed" and "exceeds" in result.reason and "cut off" in result.reason
+    assert client.written[0] < listed + (2 << 20)  # the bound: listed sizes + overhead, not 64 MB
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_endless_zip_is_cut(emu: XnatEmulator, tmp_path: Path) -> None:
+    emu.endless_next_zip(times=2)
+    started = time.monotonic()
+    with counting_client(emu) as client:
+        result = download_scan(client, E, "5", tmp_path / "raw" / "5", attempts=3)
+        listed = listed_bytes(client, "5")
+    assert result.status == "complete"  # the third attempt got a proper zip
+    assert client.written[:2] == [client.written[0]] * 2 and client.written[0] < listed + (2 << 20)
+    assert time.monotonic() - started < 10
 
 
 def test_listing_larger_than_any_listing_is_refused(client: XnatClient, monkeypatch: pytest.MonkeyPatch) -> None:

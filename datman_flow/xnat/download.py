@@ -1,8 +1,8 @@
 """Verified scan download: a scan folder exists only when every listed file arrived intact.
 
-The zip is streamed to a temporary folder next to `dest`, extracted member by member while
-computing MD5s, checked against XNAT's file listing (names, sizes, digests where XNAT lists
-them: `verified` records which), stamped with a
+The zip is streamed (at most `zip_bound` bytes) to a temporary folder next to `dest`, extracted
+member by member (none past its listed size) while computing MD5s, checked against XNAT's file
+listing (names, sizes, digests where XNAT lists them: `verified` records which), stamped with a
 `.complete.json` manifest and only then renamed to `dest`. Any failure deletes the temporary
 folder and retries the whole scan; after the last attempt the scan is reported 'failed' with
 the exact reason. A `dest` whose manifest matches the current listing is not downloaded again.
@@ -36,6 +36,7 @@ from .verify import (
     manifest_matches,
     verification,
     write_manifest,
+    zip_bound,
 )
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
         zip_path = tmp / ZIP_NAME
         try:
             with open(zip_path, "wb") as out:
-                n_bytes = client.download_files_zip(experiment_id, scan_id, out)
+                n_bytes = client.download_files_zip(experiment_id, scan_id, out, max_bytes=zip_bound(expected))
             md5s = extract_verified(zip_path, tmp, expected)
         except XnatAuthError:
             raise

@@ -1,5 +1,9 @@
-"""Checking a scan's download against XNAT's listing: the listing itself, extraction with MD5s,
-and the `.complete.json` manifest that stamps a verified folder."""
+"""Checking a scan's download against XNAT's listing: the listing itself, the zip's size bound,
+bounded extraction with MD5s, and the `.complete.json` manifest that stamps a verified folder.
+
+Nothing XNAT sends is trusted to be as large as it says: the zip stream may be at most
+`zip_bound(listing)` bytes, and no member is read past its listed size (+1 byte, to tell).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +22,14 @@ CHUNK = 1 << 20
 
 Verification = Literal["md5", "size+count only"]
 
+# A zip member costs its local header (30 bytes + name + zip64 extra), a data descriptor (up to
+# 24) and a central directory entry (46 + name + extra): 4 KiB allows member paths of ~1.9 KiB
+# (XNAT's are `label/scans/ID-description/resources/DICOM/files/NAME`). 1% covers deflate's
+# worst case (stored blocks: 5 bytes per 64 KiB), 1 MiB the end records and anything else.
+ZIP_ENTRY_OVERHEAD = 4096
+ZIP_FIXED_OVERHEAD = 1 << 20
+MEMBER_MARGIN = 1  # read one byte past a member's listed size: enough to know it is larger
+
 
 class Failed(Exception):
     """One attempt went wrong; the message says exactly what."""
@@ -26,6 +38,12 @@ class Failed(Exception):
 def verification(expected: list[RemoteFile]) -> Verification:
     """How a download of this listing can be verified: MD5 only when XNAT lists every digest."""
     return "md5" if all(f.digest for f in expected) else "size+count only"
+
+
+def zip_bound(expected: list[RemoteFile]) -> int:
+    """The most bytes a zip of these files can take (generous, finite)."""
+    total = sum(f.size for f in expected)
+    return total + total // 100 + len(expected) * ZIP_ENTRY_OVERHEAD + ZIP_FIXED_OVERHEAD
 
 
 def check_listing(expected: list[RemoteFile]) -> None:
@@ -58,7 +76,12 @@ def extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile]) -
             raise Failed(f"{len(repeated)} files appear more than once in the zip: {some(repeated)}")
         md5s, problems = {}, []
         for name, remote in sorted(wanted.items()):
-            md5, size = _copy_member(zf, members[name][0], folder / name)
+            info = members[name][0]
+            if info.file_size > remote.size:
+                raise Failed(f"member {name} exceeds its listed size of {remote.size} bytes")
+            md5, size = _copy_member(zf, info, folder / name, remote.size + MEMBER_MARGIN)
+            if size > remote.size:
+                raise Failed(f"member {name} exceeds its listed size of {remote.size} bytes")
             md5s[name] = md5
             if size != remote.size:
                 problems.append(f"size mismatch for {name}: expected {remote.size} bytes, got {size}")
@@ -70,11 +93,15 @@ def extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile]) -
     return md5s
 
 
-def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> tuple[str, int]:
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, limit: int) -> tuple[str, int]:
+    """Copy at most `limit` bytes of the member to target; (md5 hex, bytes copied)."""
     md5 = hashlib.md5()
     size = 0
     with zf.open(info) as src, open(target, "wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):
+        while size < limit:
+            chunk = src.read(min(CHUNK, limit - size))
+            if not chunk:
+                break
             md5.update(chunk)
             out.write(chunk)
             size += len(chunk)
