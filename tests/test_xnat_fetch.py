@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datman_flow.xnat import RemoteFile, XnatAuthError, XnatClient, XnatTruncated, download_scan, fetch_session
+from datman_flow.xnat import RemoteFile, Scan, XnatAuthError, XnatClient, XnatTruncated, download_scan, fetch_session
 from datman_flow.xnat.emulator import XnatEmulator
 
 from xnat_helpers import LABEL, md5_of, requests_to  # the fixtures client, data and emu: conftest.py
@@ -181,6 +181,9 @@ class FakeClient:
 
     def list_files(self, experiment_id: str, scan_id: str, **kwargs) -> list[RemoteFile]:
         return self.listing
+
+    def list_scans(self, experiment_id: str, **kwargs) -> list[Scan]:
+        return [Scan("1", "T1", "T1", "usable", "xnat:mrScanData")]
 
     def download_files_zip(self, experiment_id: str, scan_id: str, out, **kwargs) -> int:
         buffer = io.BytesIO()

@@ -1,5 +1,6 @@
 """What XNAT lists is not trusted: hostile scan IDs never become paths (nothing outside the
-session's folder is touched), and a listing whose totalRecords disagrees with its rows is refused."""
+session's folder is touched), a listing whose totalRecords disagrees with its rows is refused,
+and a scan that vanished between the listing and the download is reported as such."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -100,3 +101,17 @@ def test_short_file_listing_fails_the_scan_naming_both_numbers(client: XnatClien
     assert not (tmp_path / "raw" / "5").exists()
     emu.shorten_next_listing(drop=1)  # once: the next attempt gets the whole listing
     assert download_scan(client, "XNAT_E00001", "5", tmp_path / "raw" / "5").status == "complete"
+
+
+@pytest.mark.parametrize("how", ["404", "empty"])
+def test_scan_vanished_between_listing_and_download(emu: XnatEmulator, tmp_path: Path, how: str) -> None:
+    emu.vanish_scan("5", after_listings=1, how=how)
+    make = lambda: XnatClient(emu.url, "admin", "admin", retry_budget=2, backoff=0.01)  # noqa: E731
+    with make() as client:
+        scan_ids = [s.id for s in client.list_scans("XNAT_E00001")]
+    assert scan_ids == ["2", "5", "6"]
+    results = fetch_session(make, "XNAT_E00001", scan_ids, tmp_path / "raw", workers=1)
+    assert [(r.scan_id, r.status) for r in results] == [("2", "complete"), ("5", "failed"), ("6", "complete")]
+    assert results[1].reason.startswith("scan 5 vanished from XNAT between the listing and the download")
+    assert requests_to(emu, "/scans/5/resources/DICOM/files") == 1  # not retried: gone is gone
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["2", "6"]

@@ -1,18 +1,20 @@
 """Nothing XNAT sends is unbounded: a zip member larger than listed and a zip that never ends are
-cut with the bytes on disk bounded; a listing is refused past its limit; a drip-feeding server
-meets the request's deadline."""
+cut with the bytes on disk bounded; a drip-feeding server meets the request's and the scan's
+deadlines; the session's wait for its workers has a deadline too."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from datman_flow.xnat import XnatClient, XnatDeadline, XnatOversize, download_scan
+from datman_flow.xnat import XnatClient, XnatDeadline, XnatOversize, download_scan, fetch_session
 from datman_flow.xnat import client as client_module
+from datman_flow.xnat import fetch as fetch_module
 from datman_flow.xnat.emulator import XnatEmulator
 
-# the fixtures client, data and emu: conftest.py
+from xnat_helpers import requests_to  # the fixtures client, data and emu: conftest.py
 
 E = "XNAT_E00001"
 
@@ -89,6 +91,27 @@ def test_listing_larger_than_any_listing_is_refused(client: XnatClient, monkeypa
         client.list_files(E, "5")  # 40 files
 
 
+def test_drip_fed_zip_fails_the_scan_at_its_deadline(client: XnatClient, emu: XnatEmulator, tmp_path: Path) -> None:
+    emu.drip_next(0.5, kind="zip", times=5)  # one byte every half second, forever
+    started = time.monotonic()
+    result = download_scan(client, E, "2", tmp_path / "raw" / "2", scan_timeout=2)
+    took = time.monotonic() - started
+    assert result.status == "failed" and 2 <= took < 3.5
+    assert "scan 2's deadline of 2 s (scan_timeout)" in result.reason
+    assert requests_to(emu, "format=zip") == 1  # no attempt started after the deadline
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
+def test_zip_dripping_after_its_headers_is_cut_while_streaming(client: XnatClient, emu: XnatEmulator,
+                                                               tmp_path: Path) -> None:
+    emu.drip_next(0.3, after_bytes=2000, kind="zip", times=5)  # headers and a first part at once
+    started = time.monotonic()
+    result = download_scan(client, E, "2", tmp_path / "raw" / "2", scan_timeout=1.5)
+    assert result.status == "failed" and 1.5 <= time.monotonic() - started < 2.5
+    assert "zip stream from " in result.reason and "cut off at scan 2's deadline of 1.5 s" in result.reason
+    assert list((tmp_path / "raw").iterdir()) == []
+
+
 def test_drip_fed_listing_meets_the_request_deadline(emu: XnatEmulator) -> None:
     with XnatClient(emu.url, "admin", "admin", request_timeout=1.5, retry_budget=5, backoff=0.01) as client:
         client.list_experiments("STUDYA")  # logged in
@@ -101,3 +124,27 @@ def test_drip_fed_listing_meets_the_request_deadline(emu: XnatEmulator) -> None:
     assert 1.5 <= took < 2.5
     assert "/data/experiments/XNAT_E00001/scans" in str(info.value)
     assert "the request deadline of 1.5 s (request_timeout)" in str(info.value)
+
+
+def test_one_drip_fed_scan_does_not_hold_up_the_session(emu: XnatEmulator, tmp_path: Path) -> None:
+    emu.drip_next(0.5, kind="zip")  # the first zip: scan 2's
+    make = lambda: XnatClient(emu.url, "admin", "admin", retry_budget=2, backoff=0.01)  # noqa: E731
+    started = time.monotonic()
+    results = fetch_session(make, E, ["2", "5", "6"], tmp_path / "raw", workers=1, scan_timeout=1.5)
+    assert [(r.scan_id, r.status) for r in results] == [("2", "failed"), ("5", "complete"), ("6", "complete")]
+    assert "deadline" in results[0].reason and time.monotonic() - started < 5
+
+
+def test_waiting_for_the_workers_has_a_deadline(emu: XnatEmulator, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(fetch_module, "download_scan", lambda *args, **kwargs: release.wait(60))
+    monkeypatch.setattr(fetch_module, "POOL_GRACE", 0.5)
+    make = lambda: XnatClient(emu.url, "admin", "admin", retry_budget=2, backoff=0.01)  # noqa: E731
+    started = time.monotonic()
+    try:
+        with pytest.raises(XnatDeadline, match="did not finish within"):
+            fetch_session(make, E, ["2", "5"], tmp_path / "raw", workers=2, scan_timeout=0.5)
+        assert time.monotonic() - started < 3
+    finally:
+        release.set()

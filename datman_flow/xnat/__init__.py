@@ -5,7 +5,7 @@ The XNAT emulator (an XNAT-compatible server for tests and the demo, a test doub
 """
 from .client import XnatClient
 from .deadline import Deadline
-from .download import ScanDownload, download_scan
+from .download import SCAN_TIMEOUT, ScanDownload, download_scan
 from .errors import (
     XnatAuthError,
     XnatBadResponse,
@@ -21,7 +21,7 @@ from .models import Experiment, RemoteFile, Scan
 from .verify import Verification
 
 __all__ = [
-    "Deadline", "Experiment", "RemoteFile", "Scan", "ScanDownload", "Verification",
+    "SCAN_TIMEOUT", "Deadline", "Experiment", "RemoteFile", "Scan", "ScanDownload", "Verification",
     "XnatAuthError", "XnatBadResponse", "XnatClient", "XnatDeadline", "XnatError", "XnatNotFound",
     "XnatOversize", "XnatTruncated", "XnatUnavailable",
     "download_scan", "fetch_session",

@@ -2,10 +2,10 @@
 
 The zip is streamed (at most `zip_bound` bytes) to a temporary folder next to `dest`, extracted
 member by member (none past its listed size) while computing MD5s, checked against XNAT's file
-listing (names, sizes, digests where XNAT lists them: `verified` records which), stamped with a
-`.complete.json` manifest and only then renamed to `dest`. Any failure deletes the temporary
-folder and retries the whole scan; after the last attempt the scan is reported 'failed' with
-the exact reason. A `dest` whose manifest matches the current listing is not downloaded again.
+listing (names, sizes, digests where XNAT lists them), stamped with a `.complete.json` manifest
+and only then renamed to `dest`. Any failure deletes the temporary folder and retries the whole
+scan, within the scan's deadline; at the end the scan is reported 'failed' with the exact
+reason. A `dest` whose manifest matches the current listing is not downloaded again.
 
 The scan ID and `dest`'s name must be safe path components (safe_paths), and nothing is ever
 removed outside `dest.parent`, the session's raw folder.
@@ -24,7 +24,8 @@ from typing import Literal
 from datman_flow.safe_paths import UnsafePath, remove_tree, safe_component
 
 from .client import XnatClient
-from .errors import XnatAuthError, XnatError
+from .deadline import Deadline
+from .errors import XnatAuthError, XnatError, XnatNotFound
 from .models import RemoteFile
 from .verify import (
     MANIFEST,
@@ -41,6 +42,8 @@ from .verify import (
 
 log = logging.getLogger(__name__)
 
+SCAN_TIMEOUT = 3600.0  # seconds: one scan, all its attempts included
+
 
 @dataclass
 class ScanDownload:
@@ -54,11 +57,13 @@ class ScanDownload:
 
 
 def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Path, *,
-                  attempts: int = 3, require_digest: bool = False) -> ScanDownload:
+                  attempts: int = 3, require_digest: bool = False,
+                  scan_timeout: float = SCAN_TIMEOUT) -> ScanDownload:
     """Download one scan's DICOM files into `dest`, verified, or report why it could not.
 
     `require_digest`: refuse a scan for which XNAT lists no MD5 digests (else it is verified by
-    size and count only, recorded in `verified` and logged as a warning).
+    size and count only, recorded in `verified` and logged as a warning). `scan_timeout`: the
+    wall-clock limit of the whole scan, every attempt and request included.
     XnatAuthError propagates (no scan can succeed with refused credentials); every other
     problem is retried and, at the end, returned as status 'failed' with its reason.
     """
@@ -69,21 +74,29 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
         safe_component(dest.name, "scan folder name")
     except UnsafePath as exc:
         return _failed(scan_id, str(exc), started)
+    deadline = Deadline(scan_timeout, f"scan {scan_id}'s deadline", "scan_timeout")
     root = dest.parent  # the session's raw folder: nothing outside it is ever removed
     root.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(dest, root)
     last = "no attempt was made"
     for attempt in range(1, attempts + 1):
+        if deadline.expired():  # the last error names the deadline when it was cut off by it
+            return _failed(scan_id, last if str(deadline) in last else
+                           f"not complete within {deadline} ({attempt - 1} attempts; last: {last})", started)
         try:
-            expected = client.list_files(experiment_id, scan_id)
+            expected = client.list_files(experiment_id, scan_id, deadline=deadline)
         except XnatAuthError:
             raise
+        except XnatNotFound as exc:
+            return _failed(scan_id, _gone(client, experiment_id, scan_id, f"files listing: {exc}", deadline),
+                           started)
         except XnatError as exc:
             last = f"could not list the files: {exc}"
             log.warning("scan %s attempt %d/%d: %s", scan_id, attempt, attempts, last)
             continue
         if not expected:
-            return _failed(scan_id, f"XNAT lists no DICOM files for scan {scan_id}", started)
+            return _failed(scan_id, _gone(client, experiment_id, scan_id,
+                                          f"XNAT lists no DICOM files for scan {scan_id}", deadline), started)
         try:
             check_listing(expected)
         except Failed as exc:
@@ -102,7 +115,10 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
                                 sorted(f.name for f in expected), 0, time.monotonic() - started, verified)
         remove_tree(dest, root)  # stale: XNAT's listing changed since it was downloaded
         try:
-            n_bytes = _attempt(client, experiment_id, scan_id, dest, expected, verified)
+            n_bytes = _attempt(client, experiment_id, scan_id, dest, expected, verified, deadline)
+        except XnatNotFound as exc:
+            return _failed(scan_id, _gone(client, experiment_id, scan_id, f"zip download: {exc}", deadline),
+                           started)
         except Failed as exc:
             last = str(exc)
             log.warning("scan %s attempt %d/%d failed: %s", scan_id, attempt, attempts, last)
@@ -117,6 +133,20 @@ def download_scan(client: XnatClient, experiment_id: str, scan_id: str, dest: Pa
 def _failed(scan_id: str, reason: str, started: float) -> ScanDownload:
     log.error("scan %s failed: %s", scan_id, reason)
     return ScanDownload(scan_id, "failed", reason, [], 0, time.monotonic() - started)
+
+
+def _gone(client: XnatClient, experiment_id: str, scan_id: str, what: str, deadline: Deadline) -> str:
+    """The reason for a scan whose files are not there: did the scan itself vanish from XNAT
+    since it was listed? (Asked again: one more request, only in this case.)"""
+    try:
+        listed = any(scan.id == scan_id for scan in client.list_scans(experiment_id, deadline=deadline))
+    except XnatAuthError:
+        raise
+    except XnatError as exc:
+        return f"{what} (listing the scans of {experiment_id} again failed too: {exc})"
+    if listed:
+        return what if what.startswith("XNAT lists no") else f"XNAT has no DICOM files for scan {scan_id} ({what})"
+    return f"scan {scan_id} vanished from XNAT between the listing and the download ({what})"
 
 
 def _remove_leftovers(dest: Path, root: Path) -> None:
@@ -134,17 +164,18 @@ def _discard(path: Path, root: Path) -> None:
         log.warning("could not remove %s: %s", path, exc)
 
 
-def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path,
-             expected: list[RemoteFile], verified: Verification) -> int:
+def _attempt(client: XnatClient, experiment_id: str, scan_id: str, dest: Path, expected: list[RemoteFile],
+             verified: Verification, deadline: Deadline) -> int:
     root = dest.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=root))
     try:
         zip_path = tmp / ZIP_NAME
         try:
             with open(zip_path, "wb") as out:
-                n_bytes = client.download_files_zip(experiment_id, scan_id, out, max_bytes=zip_bound(expected))
-            md5s = extract_verified(zip_path, tmp, expected)
-        except XnatAuthError:
+                n_bytes = client.download_files_zip(experiment_id, scan_id, out, max_bytes=zip_bound(expected),
+                                                    deadline=deadline)
+            md5s = extract_verified(zip_path, tmp, expected, deadline)
+        except (XnatAuthError, XnatNotFound):
             raise
         except XnatError as exc:
             raise Failed(str(exc)) from exc

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from .deadline import Deadline
 from .models import RemoteFile
 
 MANIFEST = ".complete.json"
@@ -57,7 +58,8 @@ def check_listing(expected: list[RemoteFile]) -> None:
         raise Failed(f"XNAT lists unsafe file names: {some([repr(n) for n in unsafe])}")
 
 
-def extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile]) -> dict[str, str]:
+def extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile],
+                     deadline: Deadline | None = None) -> dict[str, str]:
     """Extract the listed files from the zip into folder; returns name -> md5 or raises Failed."""
     with zipfile.ZipFile(zip_path) as zf:
         members: dict[str, list[zipfile.ZipInfo]] = {}
@@ -76,6 +78,8 @@ def extract_verified(zip_path: Path, folder: Path, expected: list[RemoteFile]) -
             raise Failed(f"{len(repeated)} files appear more than once in the zip: {some(repeated)}")
         md5s, problems = {}, []
         for name, remote in sorted(wanted.items()):
+            if deadline is not None and deadline.expired():
+                raise Failed(f"not complete within {deadline}: {len(md5s)} of {len(wanted)} files extracted")
             info = members[name][0]
             if info.file_size > remote.size:
                 raise Failed(f"member {name} exceeds its listed size of {remote.size} bytes")
