@@ -239,6 +239,7 @@ class XnatClient:
             if limit.expired():
                 raise XnatDeadline(f"{method} {url} not sent: {limit} has passed")
             watch = Watchdog(self._sockets, limit.remaining())
+            response: requests.Response | None = None
             try:
                 response = self._session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
                 reply = Reply(response, watch, limit)
@@ -252,18 +253,24 @@ class XnatClient:
                 failure = f"HTTP {response.status_code}"
                 reply.close()
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                watch.cancel()
+                _abandon(watch, response)
                 if watch.fired:
                     raise XnatDeadline(f"{method} {url} cut off at {limit}") from None
                 failure = _why(exc)
             except BaseException:
-                watch.cancel()
+                _abandon(watch, response)
                 raise
             outage = outage or Outage(self.retry if retry else NO_RETRY, self.url, f"{method} {url}", deadline)
             delay = outage.failed(failure)
             if delay is None:
                 raise outage.error()
             time.sleep(delay)
+
+
+def _abandon(watch: Watchdog, response: requests.Response | None) -> None:
+    watch.cancel()
+    if response is not None:
+        response.close()
 
 
 def _why(exc: Exception) -> str:

@@ -25,9 +25,25 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .deadline import Deadline
 from .errors import XnatOversize
 
-Sockets = weakref.WeakSet  # of socket.socket
 CHUNK = 1 << 20
 MAX_LISTING_BYTES = 256 << 20  # a listing of 50,000 files is ~15 MB
+
+
+class Sockets:
+    """The sockets one session has opened (held weakly: closed ones drop out), readable from a
+    watchdog's thread while the session adds to it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._held.add(sock)
+
+    def snapshot(self) -> list[socket.socket]:
+        with self._lock:
+            return list(self._held)
 
 
 def watched_session(sockets: Sockets) -> requests.Session:
@@ -82,7 +98,7 @@ class Watchdog:
             if self._cancelled:
                 return
             self.fired = True
-            for sock in list(self._sockets):
+            for sock in self._sockets.snapshot():
                 try:
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the fd itself, even under TLS
                 except OSError:
