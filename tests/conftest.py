@@ -60,7 +60,7 @@ def emu(data: Path):
 
 @pytest.fixture()
 def client(emu: XnatEmulator):
-    with XnatClient(emu.url, "admin", "admin", timeout=(2, 10), retries=4, backoff=0.01) as c:
+    with XnatClient(emu.url, "admin", "admin", timeout=(2, 10), retry_budget=2, backoff=0.01) as c:
         yield c
 
 

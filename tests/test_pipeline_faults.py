@@ -18,6 +18,7 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def xnat(template, tmp_path, monkeypatch):
+    monkeypatch.setattr(XnatClient, "default_retry_budget", 2.0)  # an outage fails in seconds, not minutes
     copy_session(template, tmp_path / "xnat", "SPINS_CMH", PHANTOM)
     with XnatEmulator(tmp_path / "xnat", port=0, user="u", password="p") as emulator:
         monkeypatch.setenv("DATMAN_XNAT_URL", emulator.url)

@@ -45,7 +45,8 @@ def setup(tmp_path, monkeypatch):
 
 def tick(instance, settings, cursor=None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={"datman": settings, "xnat": XnatResource(user="u", password="p")})
+                                      resources={"datman": settings, "xnat": XnatResource(user="u", password="p",
+                                                                                          listing_retry_seconds=1.0)})
     result = new_xnat_sessions(context)
     return result, context.cursor if not isinstance(result, dg.SensorResult) else result.cursor
 
@@ -172,3 +173,24 @@ def test_a_cursor_set_by_hand_in_an_older_form_is_understood():
     assert cli.poll.projects == again.poll.projects and list(cli.retries.due) == ["A_B_0002_01_01"]
     from datetime import datetime
     assert cli.retries.take_due(datetime.now(UTC)) == [("A_B_0002_01_01", 1)]  # as the sensor and CLI ask
+
+
+def test_a_session_whose_scans_change_on_xnat_after_its_run_is_requested_again(setup):
+    import time
+
+    xnat, xnat_dir, configs, settings, instance = setup
+    result, cursor = tick(instance, settings)
+    assert "SPN01_CMH_0001_01_01" in [r.run_key for r in result.run_requests]
+    result, cursor = tick(instance, settings, cursor)
+    assert isinstance(result, dg.SkipReason)
+    time.sleep(1.1)  # XNAT's last_modified has millisecond text, folder mtimes a clock tick
+    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0001_01_01", series=[("1.2.3.9", 9, "late DTI", 2)])
+    result, cursor = tick(instance, settings, cursor)
+    assert isinstance(result, dg.SensorResult)
+    [again] = result.run_requests
+    assert again.partition_key == "SPN01_CMH_0001_01_01" and again.run_key.startswith("SPN01_CMH_0001_01_01#changed@")
+    assert again.tags["datman/changed_on_xnat"] == "true"
+    waiting = DatmanSettings(config_dir=settings.config_dir, data_dir=settings.data_dir, settle_minutes=10)
+    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0003_01_01")  # arriving: waits for the settle window
+    result, _ = tick(instance, waiting, cursor)
+    assert isinstance(result, dg.SkipReason) and "1 settling on XNAT" in result.skip_message

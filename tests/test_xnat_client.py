@@ -1,8 +1,6 @@
 """The XNAT client: listings, authentication and retries, against the emulator over real HTTP."""
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ from datman_flow.xnat import (
     XnatBadResponse,
     XnatClient,
     XnatError,
-    XnatUnavailable,
 )
 from datman_flow.xnat.emulator import XnatEmulator
 
@@ -54,7 +51,7 @@ def test_logs_in_once_and_reauthenticates_after_expiry(client: XnatClient, emu: 
 
 
 def test_bad_credentials(emu: XnatEmulator) -> None:
-    with XnatClient(emu.url, "alice", "wrong", backoff=0.01) as c, pytest.raises(XnatAuthError) as info:
+    with XnatClient(emu.url, "alice", "wrong", retry_budget=1, backoff=0.01) as c, pytest.raises(XnatAuthError) as info:
         c.list_experiments("STUDYA")
     assert "refused the credentials of user alice" in str(info.value) and emu.url in str(info.value)
 
@@ -73,15 +70,6 @@ def test_5xx_burst_is_retried(client: XnatClient, emu: XnatEmulator) -> None:
     assert requests_to(emu, "/scans?") == 4
 
 
-def test_failures_beyond_retries_make_xnat_unavailable(client: XnatClient, emu: XnatEmulator) -> None:
-    client.list_experiments("STUDYA")
-    emu.fail_next(10, status=502)
-    with pytest.raises(XnatUnavailable) as info:
-        client.list_scans("XNAT_E00001")
-    assert "/data/experiments/XNAT_E00001/scans" in str(info.value) and "HTTP 502" in str(info.value)
-    assert requests_to(emu, "/scans?") == 5  # 1 + retries
-
-
 def test_garbage_is_a_bad_response(client: XnatClient, emu: XnatEmulator) -> None:
     emu.garbage_next(1)
     with pytest.raises(XnatBadResponse) as info:
@@ -89,18 +77,6 @@ def test_garbage_is_a_bad_response(client: XnatClient, emu: XnatEmulator) -> Non
     message = str(info.value)
     assert "/data/projects/STUDYA/experiments" in message and "<!DOCTYPE html>" in message
     assert len(client.list_experiments("STUDYA")) == 1  # the next answer is fine again
-
-
-def test_connection_refused_is_unavailable_quickly() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again before use: nothing listens there
-    started = time.monotonic()
-    with XnatClient(f"http://127.0.0.1:{port}", "a", "b", retries=2, backoff=0.01) as c, \
-            pytest.raises(XnatUnavailable) as info:
-        c.list_experiments("STUDYA")
-    assert f"127.0.0.1:{port}" in str(info.value) and "3 attempts" in str(info.value)
-    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize("url", ["http://admin:s3cret@127.0.0.1:8080", "https://s3cret@xnat.example.org/x",

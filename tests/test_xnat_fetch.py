@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datman_flow.xnat import RemoteFile, XnatAuthError, XnatClient, XnatTruncated, download_scan, fetch_session
+from datman_flow.xnat import RemoteFile, Scan, XnatAuthError, XnatClient, XnatTruncated, download_scan, fetch_session
 from datman_flow.xnat.emulator import XnatEmulator
 
 from xnat_helpers import LABEL, md5_of, requests_to  # the fixtures client, data and emu: conftest.py
@@ -103,7 +103,7 @@ def test_corruption_every_time_fails_with_the_md5_reason(client: XnatClient, emu
 def factory(emu: XnatEmulator, made: list | None = None, user: str = "admin"):
     """A client factory for fetch_session; records the clients it made."""
     def make() -> XnatClient:
-        client = XnatClient(emu.url, user, "admin", timeout=(2, 10), retries=4, backoff=0.01)
+        client = XnatClient(emu.url, user, "admin", timeout=(2, 10), retry_budget=2, backoff=0.01)
         if made is not None:
             made.append(client)
         return client
@@ -140,16 +140,16 @@ class ScanFailingClient(XnatClient):
 
     failing = "5"
 
-    def download_files_zip(self, experiment_id, scan_id, out, resource="DICOM"):  # type: ignore[no-untyped-def]
+    def download_files_zip(self, experiment_id, scan_id, out, *args, **kwargs):  # type: ignore[no-untyped-def]
         if scan_id == self.failing:
             raise XnatTruncated(f"zip stream of scan {scan_id} ended early (test)")
-        return super().download_files_zip(experiment_id, scan_id, out, resource)
+        return super().download_files_zip(experiment_id, scan_id, out, *args, **kwargs)
 
 
 def test_parallel_fetch_one_failing_scan_does_not_stop_the_others(emu: XnatEmulator, data: Path,
                                                                   tmp_path: Path) -> None:
     def make() -> XnatClient:
-        return ScanFailingClient(emu.url, "admin", "admin", timeout=(2, 10), retries=1, backoff=0.01)
+        return ScanFailingClient(emu.url, "admin", "admin", timeout=(2, 10), retry_budget=1, backoff=0.01)
 
     results = fetch_session(make, "XNAT_E00001", ["2", "5", "6"], tmp_path / "raw", workers=3)
     assert [(r.scan_id, r.status) for r in results] == [("2", "complete"), ("5", "failed"), ("6", "complete")]
@@ -179,10 +179,13 @@ class FakeClient:
     def __init__(self, listing: list[RemoteFile], members: dict[str, bytes]) -> None:
         self.listing, self.members = listing, members
 
-    def list_files(self, experiment_id: str, scan_id: str) -> list[RemoteFile]:
+    def list_files(self, experiment_id: str, scan_id: str, **kwargs) -> list[RemoteFile]:
         return self.listing
 
-    def download_files_zip(self, experiment_id: str, scan_id: str, out) -> int:
+    def list_scans(self, experiment_id: str, **kwargs) -> list[Scan]:
+        return [Scan("1", "T1", "T1", "usable", "xnat:mrScanData")]
+
+    def download_files_zip(self, experiment_id: str, scan_id: str, out, **kwargs) -> int:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as zf:
             for name, content in self.members.items():

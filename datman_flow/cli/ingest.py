@@ -38,7 +38,8 @@ def load_state(layout: DataLayout) -> watch.WatchState:
 def look_once(config: LabConfig, layout: DataLayout, state: watch.WatchState,
               record_rejected: bool = True, settle: timedelta | None = None) -> watch.Look:
     """One look at XNAT, said on the terminal (XnatError when no project can be listed)."""
-    found = watch.look(config, state, XnatClient.from_env, layout, datetime.now(UTC),
+    found = watch.look(config, state, lambda url: XnatClient.from_env(url, retry_budget=watch.LISTING_RETRY_SECONDS),
+                       layout, datetime.now(UTC),
                        record_rejected=record_rejected, is_active=lambda label: is_locked(layout, label),
                        settle=settle_from_env() if settle is None else settle)
     for line in found.errors + found.stuck:

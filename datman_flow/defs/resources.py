@@ -15,6 +15,7 @@ from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 from datman_flow.pipeline.poll import settle_from_env
 from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
+from datman_flow.pipeline.watch import LISTING_RETRY_SECONDS
 from datman_flow.xnat import XnatClient
 
 
@@ -72,9 +73,15 @@ class XnatResource(dg.ConfigurableResource):
 
     user: str
     password: str
+    listing_retry_seconds: float = LISTING_RETRY_SECONDS  # a sensor tick's listing waits out no longer outage
 
     def client(self, url: str) -> XnatClient:
+        """A client for a run: requests retried through an XNAT restart of a few minutes."""
         return XnatClient(url, self.user, self.password)
+
+    def lister(self, url: str) -> XnatClient:
+        """A client for the sensor's listing, which must not hold the tick for minutes."""
+        return XnatClient(url, self.user, self.password, retry_budget=self.listing_retry_seconds)
 
 
 CREDENTIAL_VARS = ("XNAT_USER", "XNAT_PASS")

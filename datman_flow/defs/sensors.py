@@ -62,7 +62,7 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
             filters=dg.RunsFilter(tags={"dagster/partition": label}, statuses=ACTIVE), limit=1))
 
     try:
-        found = watch.look(config, state, xnat.client, datman.layout(), now,
+        found = watch.look(config, state, xnat.lister, datman.layout(), now,
                            stuck_after=timedelta(minutes=datman.stuck_after_minutes), is_active=is_active,
                            settle=datman.settle())
     except XnatError as exc:

@@ -41,11 +41,13 @@ def pull_session(client_factory: Callable[[], XnatClient], target: SessionTarget
     with client_factory() as client:
         experiment = find_experiment(client, project, target.label)
         scans = client.list_scans(experiment.id)
-    downloads = fetch_session(client_factory, experiment.id, [scan.id for scan in scans], raw_dir, workers=workers)
+    downloads = fetch_session(client_factory, experiment.id, [scan.id for scan in scans], raw_dir, workers=workers,
+                              require_digest=target.study.xnat.require_digest)
     pulled = tuple(
         PulledScan(scan_id=scan.id, description=scan.series_description, status=result.status,
-                   message=result.reason, directory=str(raw_dir / scan.id), n_files=len(result.files),
-                   n_bytes=result.n_bytes, seconds=result.seconds)
+                   message=result.reason, directory=str(raw_dir / scan.id) if result.status == "complete" else "",
+                   n_files=len(result.files), n_bytes=result.n_bytes, seconds=result.seconds,
+                   verified=result.verified or "")
         for scan, result in zip(scans, downloads))
     return PulledSession(session=target.label, xnat_project=project, xnat_id=experiment.id,
                          insert_date=experiment.insert_date, raw_dir=str(raw_dir), scans=pulled,

@@ -26,6 +26,9 @@ from datman_flow.xnat import XnatClient
 # longer than any pull should take (each scan has its own deadline in xnat/), short enough to
 # recover the same day from a run whose process died
 DEFAULT_STUCK_AFTER = timedelta(hours=3)
+# how long one look waits out an XNAT outage before giving up (the next tick or cron run looks
+# again; a run's own requests wait longer, xnat/client.py's default retry budget)
+LISTING_RETRY_SECONDS = 20.0
 
 DUE_AT_ONCE = datetime.min.replace(tzinfo=UTC).isoformat()
 

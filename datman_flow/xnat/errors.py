@@ -20,3 +20,15 @@ class XnatBadResponse(XnatError):
 
 class XnatTruncated(XnatError):
     """A streamed body (a zip download) broke off before it was complete."""
+
+
+class XnatNotFound(XnatError):
+    """XNAT answered 404: the project, experiment, scan or resource is not (or no longer) there."""
+
+
+class XnatDeadline(XnatError):
+    """A request (or the work it belonged to, e.g. one scan) did not finish within its deadline."""
+
+
+class XnatOversize(XnatError):
+    """XNAT sent more than it listed (a zip longer than its files can make, a huge listing)."""

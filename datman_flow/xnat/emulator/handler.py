@@ -10,12 +10,14 @@ import json
 import logging
 import socket
 import threading
+import time
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from .faults import Drip
 from .routes import NotFound, Route, data_segments, resolve
 from .zipstream import ChunkedWriter, StreamCut, write_zip
 
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 
 GARBAGE = (b"<!DOCTYPE html>\n<html><head><title>XNAT - Login</title></head>\n"
            b"<body><form action=\"/login\" method=\"post\">Please log in</form></body></html>\n")
+STARTING = (b"<!doctype html><html lang=\"en\"><head><title>HTTP Status 503 - Service Unavailable</title>"
+            b"</head><body><h1>HTTP Status 503 - Service Unavailable</h1><p>The requested service is not "
+            b"currently available.</p><hr/><h3>Apache Tomcat</h3></body></html>")
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -92,6 +97,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(length)
         emu.request_log.append((method, self.path))
+        if emu.faults.unavailable():  # Tomcat up, the XNAT webapp still starting: even logins
+            return self._body(503, STARTING, "text/html;charset=utf-8")
         split = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         segments = data_segments(split.path)
@@ -105,7 +112,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if method != "GET":
             return self._text(405, f"{method} is not supported by the XNAT emulator\n")
         try:
-            route = resolve(emu.index, segments, query)
+            route = resolve(emu.index, segments, query, emu.faults)
         except NotFound as exc:
             return self._text(404, f"Not found: {exc}\n")
         try:
@@ -117,11 +124,23 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._text(500, f"Internal error: {exc}\n")
 
     def _send_route(self, route: Route) -> None:
+        drip = self.server.emulator.faults.take_drip(route.kind)
+        if drip is None:
+            return self._send_content(route)
+        wfile = self.wfile
+        self.wfile = _DripWriter(wfile, drip)  # type: ignore[assignment]
+        try:
+            self._send_content(route)
+        finally:
+            self.wfile = wfile
+
+    def _send_content(self, route: Route) -> None:
         emu = self.server.emulator
         if route.kind == "json":
             if emu.faults.take_garbage():
                 return self._body(200, GARBAGE, "text/html;charset=UTF-8")
-            envelope = {"ResultSet": {"Result": route.rows, "totalRecords": str(len(route.rows)),
+            shown = route.rows[:len(route.rows) - emu.faults.take_short_listing()]
+            envelope = {"ResultSet": {"Result": shown, "totalRecords": str(len(route.rows)),
                                       "title": route.title}}
             return self._body(200, json.dumps(envelope).encode(), "application/json")
         if route.kind == "file":
@@ -145,7 +164,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 left -= len(chunk)
 
     def _send_zip(self, route: Route) -> None:
-        cut, corrupt = self.server.emulator.faults.take_zip_faults()
+        faults = self.server.emulator.faults
+        cut, corrupt = faults.take_zip_faults()
         self.send_response(200)
         self.send_header("Content-Type", "application/zip")
         self.send_header("Content-Disposition", f'attachment; filename="{route.zip_name}"')
@@ -153,7 +173,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self.end_headers()
         writer = ChunkedWriter(self.wfile, cut)
         try:
-            write_zip(writer, route.members, corrupt_first=corrupt)
+            write_zip(writer, route.members, corrupt_first=corrupt, oversize=faults.take_oversize())
             writer.finish()
         except (StreamCut, ValueError, OSError):  # cut, client gone, or a file vanished:
             self.close_connection = True         # end the stream unterminated, as a drop would
@@ -208,3 +228,32 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+class _DripWriter:
+    """Sends what is written one byte every `interval` seconds (after `after_bytes` sent at full
+    speed, for `seconds`, then at once), as a server (or a proxy) that trickles its answer does."""
+
+    def __init__(self, out, drip: Drip) -> None:  # type: ignore[no-untyped-def]
+        self._out, self._drip = out, drip
+        self._fast = drip.after_bytes  # bytes still to send at full speed before dripping
+        self._until: float | None = None
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        if self._fast:
+            head, view = view[:self._fast], view[self._fast:]
+            self._out.write(head)
+            self._fast -= len(head)
+        if view and self._until is None and self._drip.seconds is not None:
+            self._until = time.monotonic() + self._drip.seconds
+        for i in range(len(view)):
+            if self._until is not None and time.monotonic() >= self._until:
+                self._out.write(view[i:])
+                break
+            self._out.write(view[i:i + 1])
+            time.sleep(self._drip.interval)
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()

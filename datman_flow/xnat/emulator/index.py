@@ -151,6 +151,23 @@ class EmulatorIndex:
                 present.append(entry)
         return sorted(present, key=lambda s: s.id)
 
+    def last_modified(self, session: SessionEntry) -> str:
+        """XNAT's `last_modified` of a session: when a scan folder was last added, removed or
+        changed (the newest mtime of the session folder and its sub-folders; folders only, so
+        a listing stays cheap), never before the session's `insert_date`."""
+        newest = 0.0
+        stack = [str(session.folder)]
+        while stack:
+            current = stack.pop()
+            try:
+                newest = max(newest, os.stat(current).st_mtime)
+                stack += [e.path for e in os.scandir(current) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+        changed = datetime.fromtimestamp(newest)
+        text = changed.strftime("%Y-%m-%d %H:%M:%S.") + f"{changed.microsecond // 1000:03d}"
+        return max(text, session.insert_date)
+
     def session_date(self, session: SessionEntry) -> str:
         """StudyDate (YYYY-MM-DD) of the first DICOM file found, '' if none has one."""
         with self._lock:

@@ -2,14 +2,17 @@
 
 `data_segments` strips the `/data`, `/REST` or `/data/archive` prefix; `resolve` maps the rest
 to a `Route`: JSON rows (`{"ResultSet": ...}` with string values, built by the handler), one
-file, or a zip of members named `label/scans/S-description/resources/DICOM/files/NAME`.
+file, or a zip of members named `label/scans/S-description/resources/DICOM/files/NAME`. The
+fault settings that change what XNAT lists (scan IDs, digests, vanished scans) apply here.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from .faults import FaultState
 from .index import EmulatorIndex, FileEntry, ScanEntry, SessionEntry
 
 
@@ -37,8 +40,10 @@ def data_segments(path: str) -> list[str] | None:
     return None
 
 
-def resolve(index: EmulatorIndex, segs: list[str] | None, query: dict[str, str]) -> Route:
+def resolve(index: EmulatorIndex, segs: list[str] | None, query: dict[str, str],
+            faults: FaultState | None = None) -> Route:
     """Map the path segments after /data to what to answer."""
+    faults = faults or FaultState()
     if not segs:
         raise NotFound("unknown URL")
     if segs[0] == "projects":
@@ -56,37 +61,42 @@ def resolve(index: EmulatorIndex, segs: list[str] | None, query: dict[str, str])
         session = index.experiment(segs[3], project)
         if session is None:
             raise NotFound(f"experiment {segs[3]} in project {project}")
-        return _session_route(index, session, segs[4:], query)
+        return _session_route(index, session, segs[4:], query, faults)
     if segs[0] == "experiments":
         if len(segs) == 1:
             return _experiments(index, query.get("project"))
         session = index.experiment(segs[1])
         if session is None:
             raise NotFound(f"experiment {segs[1]}")
-        return _session_route(index, session, segs[2:], query)
+        return _session_route(index, session, segs[2:], query, faults)
     raise NotFound("/".join(segs))
 
 
 def _experiments(index: EmulatorIndex, project: str | None) -> Route:
     rows = [{"ID": s.id, "label": s.label, "project": s.project, "date": index.session_date(s),
              "xsiType": "xnat:mrSessionData", "insert_date": s.insert_date,
-             "URI": f"/data/experiments/{s.id}"} for s in index.experiments(project)]
+             "last_modified": index.last_modified(s), "URI": f"/data/experiments/{s.id}"}
+            for s in index.experiments(project)]
     return Route("json", rows, "Matching experiments")
 
 
 def _session_route(index: EmulatorIndex, session: SessionEntry, rest: list[str],
-                   query: dict[str, str]) -> Route:
+                   query: dict[str, str], faults: FaultState) -> Route:
     if not rest:
         return _experiments_row(index, session)
     if rest[0] != "scans":
         raise NotFound("/".join(rest))
-    scans = index.scans(session)
+    scans = [dataclasses.replace(s, id=faults.scan_ids[s.id]) if s.id in faults.scan_ids else s
+             for s in index.scans(session)]  # XNAT scan IDs are free text
     if len(rest) == 1:
-        rows = [_scan_row(session, s) for s in scans]
+        rows = [_scan_row(session, s) for s in scans if faults.scan_listed(s.id)]
         return Route("json", rows, "Scans")
-    wanted = [s for s in scans if rest[1] == "ALL" or s.id in rest[1].split(",")]
+    wanted = [s for s in scans if (rest[1] == "ALL" or s.id in rest[1].split(","))
+              and faults.vanished(s.id) != "404"]
     if not wanted:
         raise NotFound(f"scan {rest[1]} of {session.id}")
+    if [s.id for s in wanted if faults.vanished(s.id) == "empty"] == [rest[1]]:  # files gone
+        wanted = [dataclasses.replace(wanted[0], files=())]
     tail = rest[2:]
     want_zip = query.get("format") == "zip"
     if tail == ["files"] and want_zip:
@@ -112,7 +122,8 @@ def _session_route(index: EmulatorIndex, session: SessionEntry, rest: list[str],
         base = f"/data/experiments/{session.id}/scans/{scan.id}/resources/DICOM/files"
         rows = [{"Name": f.name, "Size": str(f.size), "URI": f"{base}/{f.name}",
                  "collection": "DICOM", "file_tags": "", "file_format": "DICOM",
-                 "file_content": "", "cat_ID": "", "digest": index.digest(f)} for f in scan.files]
+                 "file_content": "", "cat_ID": "",
+                 "digest": "" if faults.digests_off else index.digest(f)} for f in scan.files]
         return Route("json", rows, "Files")
     name = "/".join(tail[3:])
     match = next((f for f in scan.files if f.name == name), None)

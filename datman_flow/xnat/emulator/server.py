@@ -12,7 +12,9 @@ values. Zips are stored (uncompressed), streamed chunked without Content-Length,
 `label/scans/S-description/resources/DICOM/files/NAME` as XNAT does. Auth works like XNAT:
 HTTP Basic, or the JSESSIONID cookie from `/data/JSESSION` (DELETE ends it). Faults can be
 injected for tests: failing statuses, cut zip streams, expired sessions, HTML garbage,
-corrupted zip members.
+corrupted zip members, hostile scan IDs, listings without digests or cut short (totalRecords
+disagreeing), scans vanishing between two calls, members larger than listed or endless,
+answers dripped a byte at a time, and restarts (connections refused, then 503, for a while).
 
 This module holds the server object (lifecycle, credentials and sessions, the fault API) and
 `run_emulator`; the pieces live beside it in this package: handler.py (HTTP server and request
@@ -30,7 +32,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from .faults import FaultState
+from .faults import Drip, FaultState
 from .handler import EmulatorServer
 from .index import EmulatorIndex
 
@@ -49,10 +51,14 @@ class XnatEmulator:
         self.request_log: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
+        self._address: tuple[str, int] | None = None
+        self._comeback: threading.Timer | None = None
+        self._lifecycle = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------
     def start(self) -> XnatEmulator:
-        self._server = EmulatorServer((self.host, self.port), self)
+        self._server = EmulatorServer(self._address or (self.host, self.port), self)
+        self._address = self._server.server_address[:2]  # a restart comes back on the same port
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name="xnat-emulator", daemon=True)
         self._thread.start()
@@ -60,12 +66,41 @@ class XnatEmulator:
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._address is None:
             raise RuntimeError("XnatEmulator is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self._address
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
+        with self._lifecycle:
+            if self._comeback is not None:
+                self._comeback.cancel()
+                self._comeback = None
+            self._halt()
+
+    def restart(self, seconds: float, refused: float | None = None) -> None:
+        """Imitate a Tomcat restart lasting `seconds` from now: open connections are cut and
+        every session is lost; connections are refused for the first `refused` seconds (all of
+        them by default), then every request, logins included, answers 503 until the end."""
+        refused = seconds if refused is None else min(refused, seconds)
+        self.expire_sessions()
+        self.faults.unavailable_for(seconds)
+        if refused <= 0:
+            return
+        with self._lifecycle:
+            self._halt()
+            self._comeback = threading.Timer(refused, self._come_back)
+            self._comeback.daemon = True
+            self._comeback.start()
+
+    def _come_back(self) -> None:
+        with self._lifecycle:
+            if self._comeback is None:  # stopped meanwhile
+                return
+            self._comeback = None
+            self.start()
+
+    def _halt(self) -> None:
         if self._server is None:
             return
         self._server.shutdown()
@@ -98,6 +133,39 @@ class XnatEmulator:
     def corrupt_next_file(self, n: int = 1) -> None:
         """In each of the next n zips, one member's bytes are flipped (its MD5 changes)."""
         self.faults.corrupt_next_file(n)
+
+    def hostile_scan_ids(self, ids: dict[str, str]) -> None:
+        """XNAT scan IDs are free text: list (and serve) scan `k` as `ids[k]`, e.g. '..',
+        '../../nii', '/abs/path' or 'a/b'."""
+        self.faults.scan_ids = dict(ids)
+
+    def disable_checksums(self) -> None:
+        """List every file's `digest` empty, as a site with checksums turned off does."""
+        self.faults.digests_off = True
+
+    def oversize_next_member(self, extra_bytes: int, times: int = 1) -> None:
+        """The first member of each of the next `times` zips is `extra_bytes` longer than listed."""
+        self.faults.oversize_next_member(extra_bytes, times)
+
+    def endless_next_zip(self, times: int = 1) -> None:
+        """The next `times` zips never end: the first member streams filler until the client leaves."""
+        self.faults.oversize_next_member(None, times)
+
+    def drip_next(self, interval: float = 2.0, *, seconds: float | None = None, after_bytes: int = 0,
+                  kind: str | None = None, times: int = 1) -> None:
+        """The next `times` answers (of `kind` "json" or "zip", or any) are sent one byte every
+        `interval` seconds from their first byte on, status line and headers included, or after
+        `after_bytes` sent at full speed; for `seconds` (then at once) or to the end."""
+        self.faults.drip_next(Drip(interval, seconds, after_bytes), kind, times)
+
+    def shorten_next_listing(self, drop: int = 1, times: int = 1) -> None:
+        """The next `times` JSON listings lose their last `drop` rows; totalRecords still counts them."""
+        self.faults.shorten_next_listing(drop, times)
+
+    def vanish_scan(self, scan_id: str, after_listings: int = 1, how: str = "404") -> None:
+        """Scan `scan_id` is listed `after_listings` more times, then deleted: gone from listings,
+        its files 404 (`how="404"`) or listed empty (`how="empty"`)."""
+        self.faults.vanish_scan(scan_id, after_listings, how)
 
     def clear_faults(self) -> None:
         """Drop every pending fault: the server is well again."""

@@ -67,15 +67,34 @@ class ChunkedWriter(io.RawIOBase):
         self._out.write(b"0\r\n\r\n")
 
 
-def write_zip(sink: ChunkedWriter, members: list[tuple[str, FileEntry]], corrupt_first: bool) -> None:
-    """Write the members as a stored zip to an unseekable sink (sizes in data descriptors)."""
+def write_zip(sink: ChunkedWriter, members: list[tuple[str, FileEntry]], corrupt_first: bool,
+              oversize: tuple[bool, int | None] = (False, None)) -> None:
+    """Write the members as a stored zip to an unseekable sink (sizes in data descriptors).
+
+    `oversize` = (True, n): the first member carries n bytes of garbage after its file's bytes
+    (its header says so, the listing does not); (True, None): it never ends."""
+    grow, extra = oversize
     with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for arcname, f in members:
             stamp = time.localtime(max(f.mtime_ns / 1e9, 315532800 + 86400))[:6]
             info = zipfile.ZipInfo(arcname, date_time=stamp)
-            info.file_size = f.size
-            with open(f.path, "rb") as src, zf.open(info, "w") as dst:
+            info.file_size = f.size + (extra or 0) if grow else f.size
+            with open(f.path, "rb") as src, zf.open(info, "w", force_zip64=grow) as dst:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     if corrupt_first:
                         chunk, corrupt_first = bytes([chunk[0] ^ 0xFF]) + chunk[1:], False
                     dst.write(chunk)
+                if grow:
+                    _garbage(dst, extra)
+                    grow = False
+
+
+def _garbage(dst, n_bytes: int | None) -> None:  # type: ignore[no-untyped-def]
+    """n_bytes of filler (forever when None: until the client goes away)."""
+    block = bytes(1 << 16)
+    left = n_bytes
+    while left is None or left > 0:
+        piece = block if left is None or left >= len(block) else block[:left]
+        dst.write(piece)
+        if left is not None:
+            left -= len(piece)
