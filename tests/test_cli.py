@@ -171,3 +171,31 @@ def test_status_with_an_unreadable_store_file_exits_zero_and_names_it(tmp_path):
     assert "SPN01_CMH_0002_01_01" in warning[0] and "re-ingest" in warning[0]
     again = run_cli("status", "--data-dir", str(tmp_path / "d"))  # still listed until the session is written again
     assert again.returncode == 0 and "warning: quarantined" in again.stderr
+
+
+def test_sigterm_ends_a_stuck_ingest_within_seconds_and_records_why(tmp_path):
+    """A server that drips one byte every two seconds; the operator (or systemd) sends SIGTERM."""
+    import signal
+    import time
+
+    from xnat_helpers import make_session
+
+    make_session(tmp_path / "xnat", "SPINS_CMH", "SPN01_CMH_0001_01_01")
+    data = tmp_path / "d"
+    with XnatEmulator(tmp_path / "xnat", port=0, user="u", password="p") as emulator:
+        emulator.drip_next(2.0, after_bytes=100)
+        env = {**os.environ, "DATMAN_XNAT_URL": emulator.url, "XNAT_USER": "u", "XNAT_PASS": "p",
+               "DATMAN_CONFIG_DIR": str(CONFIGS)}
+        process = subprocess.Popen([*CLI, "ingest", "--session", "SPN01_CMH_0001_01_01", "--data-dir", str(data)],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not (data / "store" / "sessions").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the pull has started
+        time.sleep(2.0)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+        assert time.monotonic() - sent < 10 and process.returncode == 1
+    assert "FAILED: raw_dicom:" in out and "Interrupted" in out
+    rows = query(data / "metrics.duckdb", data / "store", "SELECT status, reason FROM sessions")
+    assert rows == [{"status": "failed", "reason": "pull interrupted (DagsterExecutionInterruptedError)"}]

@@ -47,7 +47,12 @@ def convert_step(target: SessionTarget, layout: DataLayout, pulled: PulledSessio
                  indexed: Sequence[SeriesRecord]) -> ConvertedSession:
     tool = find_dcm2niix()
     with session_lock(layout, target.label, "the conversion"):
-        series = convert_session(indexed, target.scan_id, layout, tool)
+        try:
+            series = convert_session(indexed, target.scan_id, layout, tool)
+        except BaseException as exc:  # an interrupt: the session must not stay `ingesting`
+            persist.record_session(layout, persist.session_row(
+                target, pulled, "failed", f"conversion interrupted or crashed ({type(exc).__name__}: {exc})"))
+            raise
         prune_vanished_outputs(layout, target, series)
         persist.record_series(layout, target.label, series)
         status, reason = session_status(series)
