@@ -13,18 +13,9 @@ from datman_flow.defs.runner import run_session
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.xnat.emulator import XnatEmulator
 
-from xnat_helpers import make_session
+from xnat_helpers import make_session, one_site_study
 
 LABEL = "SPN01_CMH_0001_01_01"
-STUDY = """
-study: SPN01
-xnat: {url: URL, project: SPINS}
-sites:
-  CMH:
-    xnat_project: SPINS_CMH
-    tags:
-      T1: {match: {SeriesDescription: 'T1'}, count: COUNT}
-"""
 
 
 @pytest.fixture
@@ -35,7 +26,7 @@ def lab(tmp_path):
         (configs / "studies").mkdir(parents=True)
         (configs / "tags.yml").write_text("T1: {qc: ignore}\n")
         study = configs / "studies" / "SPINS.yml"
-        study.write_text(STUDY.replace("URL", xnat.url).replace("COUNT", "1"))
+        study.write_text(one_site_study(xnat.url, count=1))
         yield xnat, study, DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"))
 
 

@@ -12,17 +12,7 @@ from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
 
-from xnat_helpers import make_session
-
-STUDY = """
-study: SPN01
-xnat: {url: URL, project: SPINS}
-sites:
-  CMH:
-    xnat_project: SPINS_CMH
-    tags:
-      T1: {match: {SeriesDescription: 'T1'}}
-"""
+from xnat_helpers import make_session, one_site_study
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def setup(tmp_path, monkeypatch):
         configs = tmp_path / "configs"
         (configs / "studies").mkdir(parents=True)
         (configs / "tags.yml").write_text("T1: {qc: anat}\n")
-        (configs / "studies" / "SPINS.yml").write_text(STUDY.replace("URL", xnat.url))
+        (configs / "studies" / "SPINS.yml").write_text(one_site_study(xnat.url))
         settings = DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"), settle_minutes=0)
         with dg.instance_for_test() as instance:
             yield xnat, xnat_dir, configs, settings, instance

@@ -51,6 +51,22 @@ def write_series(folder: Path, *, series_uid: str, series_number: int | None, de
     return paths
 
 
+ONE_SITE_STUDY = """
+study: SPN01
+xnat: {url: URL, project: SPINS}
+sites:
+  CMH:
+    xnat_project: SPINS_CMH
+    tags:
+      T1: {match: {SeriesDescription: 'T1'}COUNT}
+"""
+
+
+def one_site_study(url: str, count: int | None = None) -> str:
+    """A study file with one site (SPINS_CMH on the XNAT at `url`) and one T1 rule."""
+    return ONE_SITE_STUDY.replace("URL", url).replace("COUNT", f", count: {count}" if count is not None else "")
+
+
 def make_session(root: Path, project: str, label: str,
                  series: list[tuple[str, int | None, str, int]] | None = None,
                  study_date: str = "20240102") -> Path:
