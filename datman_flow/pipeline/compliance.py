@@ -11,7 +11,7 @@ from datman_flow.config import LabConfig
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline.summary import Markdown, markdown_table
 from datman_flow.store import MetricStore
-from datman_flow.store.queries import RecordedDiff, checked_series, recorded_diffs
+from datman_flow.store.queries import RecordedDiff, checked_series, recorded_diffs, unevaluated_series
 
 KIND_ORDER = {"software_upgrade": 0, "changed": 1, "missing": 2, "unexpected": 3}
 
@@ -34,6 +34,7 @@ class TagCompliance:
     tag: str
     sessions: int = 0
     complying: int = 0
+    unevaluated: int = 0  # sessions without a reference yet: neither complying nor drifted
     drifts: list[Drift] = field(default_factory=list)
 
 
@@ -54,8 +55,12 @@ def study_compliance(store: MetricStore, study: str) -> list[TagCompliance]:
         entry = by_key.setdefault((site, tag), TagCompliance(site, tag))
         entry.drifts.append(Drift(name, kind, len(counts[(site, tag, name, kind)]), diff.session, diff.scan_date,
                                   diff.expected, diff.actual, diff.provisional))
+    unevaluated: dict[tuple[str, str], set[str]] = {}
+    for checked in unevaluated_series(store, study):
+        unevaluated.setdefault((checked.site, checked.tag), set()).add(checked.session)
     for key, entry in by_key.items():
-        entry.complying = entry.sessions - len(drifted.get(key, set()))
+        entry.unevaluated = len(unevaluated.get(key, set()) - drifted.get(key, set()))
+        entry.complying = entry.sessions - len(drifted.get(key, set())) - entry.unevaluated
         entry.drifts.sort(key=lambda d: (KIND_ORDER.get(d.kind, 9), d.first_date, d.field))
     return [by_key[key] for key in sorted(by_key)]
 
@@ -69,16 +74,18 @@ def compliance_rows(report: list[TagCompliance]) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for entry in report:
         if not entry.drifts:
-            rows.append((entry.site, entry.tag, f"{entry.complying}/{entry.sessions}", "", "", "", "", ""))
+            rows.append((entry.site, entry.tag, f"{entry.complying}/{entry.sessions}", entry.unevaluated,
+                         "", "", "", "", ""))
         for d in entry.drifts:
-            rows.append((entry.site, entry.tag, f"{entry.complying}/{entry.sessions}", d.field,
+            rows.append((entry.site, entry.tag, f"{entry.complying}/{entry.sessions}", entry.unevaluated, d.field,
                          d.kind + (" (provisional)" if d.provisional else ""), f"{d.sessions}",
                          f"{d.first_session} ({d.first_date})", f"{short(d.expected)} -> {short(d.actual)}"))
     return rows
 
 
 NOTHING_YET = "no converted series recorded yet"
-HEADERS = ["site", "tag", "complying", "drifted parameter", "kind", "sessions", "first changed in", "change"]
+HEADERS = ["site", "tag", "complying", "no reference yet", "drifted parameter", "kind", "sessions",
+           "first changed in", "change"]
 
 
 def compliance_markdown(report: list[TagCompliance]) -> Markdown:

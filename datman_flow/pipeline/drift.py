@@ -153,7 +153,8 @@ def check_rows(session: str, result: DriftResult) -> list[CheckRow]:
         detail = s.error or ("; ".join(f"{f.field} {f.kind}" for f in s.findings) or
                              ("no reference yet" if not s.reference else "ok"))
         rows.append(CheckRow(session=session, check_name=CHECK_NAME, tag=s.series.tag,
-                             passed=not s.findings and not s.error, expected=None, found=len(s.findings),
+                             passed=None if not s.reference and not s.error else not s.findings and not s.error,
+                             expected=None, found=len(s.findings),
                              detail=detail, series=(s.series.series_number,)))
     return rows
 

@@ -12,6 +12,7 @@ A query that fails on an unreadable Parquet file moves that file into the quaran
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,14 +22,24 @@ import duckdb
 
 from datman_flow.store.files import ensure_schema_files
 from datman_flow.store.quarantine import quarantine_after
-from datman_flow.store.schema import TABLES
+from datman_flow.store.schema import DERIVED_VIEWS, TABLES, typed_select
 
 LOCK_WAIT_SECONDS = 60.0
+VERSION_VIEW = "_datman_views"  # holds a digest of every view's SQL: a changed definition is rewritten
 
 
 def view_sql(store_dir: Path, table: str) -> str:
     pattern = str((store_dir / table).resolve() / "*.parquet").replace("'", "''")
-    return f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+    source = f"read_parquet('{pattern}', union_by_name = true)"
+    return f'CREATE OR REPLACE VIEW "{table}" AS {typed_select(table, source)}'
+
+
+def all_view_sql(store_dir: Path) -> list[str]:
+    """Every view: one per table, then the views over them, then the version view."""
+    statements = [view_sql(store_dir, table) for table in TABLES]
+    statements += [f'CREATE OR REPLACE VIEW "{name}" AS {sql}' for name, sql in DERIVED_VIEWS.items()]
+    digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+    return [*statements, f"CREATE OR REPLACE VIEW {VERSION_VIEW} AS SELECT '{digest}' AS digest"]
 
 
 @contextmanager
@@ -54,23 +65,26 @@ def connect_retrying(db_path: Path, read_only: bool) -> duckdb.DuckDBPyConnectio
             time.sleep(0.2)
 
 
-def views_current(db_path: Path, store_dir: Path) -> bool:
+def views_current(db_path: Path, statements: list[str]) -> bool:
+    """The views of metrics.duckdb are the ones `statements` make (the version view's digest)."""
     if not db_path.exists():
         return False
     with connect_retrying(db_path, read_only=True) as con:
         found = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
-    return all(table in found and str((store_dir / table).resolve()) in found[table] for table in TABLES)
+    digest = statements[-1].rsplit("'", 2)[1]
+    return f"'{digest}'" in found.get(VERSION_VIEW, "")
 
 
 def ensure_views(db_path: Path, store_dir: Path) -> None:
     ensure_schema_files(store_dir)
     lock = db_path.with_name(f".{db_path.name}.lock")
+    statements = all_view_sql(store_dir)
     with file_lock(lock, exclusive=True):
-        if views_current(db_path, store_dir):
+        if views_current(db_path, statements):
             return
         with connect_retrying(db_path, read_only=False) as con:
-            for table in TABLES:
-                con.execute(view_sql(store_dir, table))
+            for statement in statements:
+                con.execute(statement)
 
 
 @contextmanager

@@ -98,9 +98,15 @@ def read_session_rows(store_dir: Path, row_type: type[Row], session: str) -> lis
 
 
 def make_row(row_type: type[Row], values: Mapping[str, object]) -> Row:
-    """A typed row from a mapping of column -> value (lists back to tuples)."""
+    """A typed row from a mapping of column -> value (lists back to tuples; a value the views
+    typed, such as an INTEGER series number or a DATE, back to the text the row keeps)."""
     kwargs = {}
+    text_fields = {name for name, kind in TABLES[table_of(row_type)] if kind == "VARCHAR"}
     for f in dataclasses.fields(row_type):  # type: ignore[arg-type]
         value = values.get(f.name)
-        kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+        if isinstance(value, list):
+            value = tuple(value)
+        elif f.name in text_fields and value is not None and not isinstance(value, str):
+            value = str(value)
+        kwargs[f.name] = value
     return row_type(**kwargs)

@@ -80,11 +80,23 @@ def checked_series(store: MetricStore, study: str) -> list[CheckedSeries]:
     return [CheckedSeries(str(r["site"]), str(r["tag"]), str(r["session"])) for r in rows]
 
 
+def unevaluated_series(store: MetricStore, study: str) -> list[CheckedSeries]:
+    """Each (site, tag, session) of the study whose header check could not be evaluated (no
+    gold standard and too short a history): neither complying nor drifted."""
+    rows = store.query(
+        "SELECT p.site, p.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, p.session "
+        "FROM header_parameters p JOIN sessions s USING (session) "
+        "JOIN check_results c ON c.session = p.session AND c.check_name = 'header_drift' AND c.tag = p.tag "
+        "AND list_contains(c.series, p.series_number::VARCHAR) "
+        "WHERE p.study = ? AND c.passed IS NULL GROUP BY ALL", [study])
+    return [CheckedSeries(str(r["site"]), str(r["tag"]), str(r["session"])) for r in rows]
+
+
 def recorded_diffs(store: MetricStore, study: str) -> list[RecordedDiff]:
     """Every header finding of the study, oldest scan first."""
     rows = store.query(
         "SELECT p.site, d.tag || CASE WHEN s.is_phantom THEN ' (phantom)' ELSE '' END AS tag, d.session, d.field, "
-        "d.kind, d.expected, d.actual, d.provisional, coalesce(nullif(s.scan_date, ''), s.insert_date) AS first_date "
+        "d.kind, d.expected, d.actual, d.provisional, coalesce(s.scan_date, s.insert_date::DATE) AS first_date "
         "FROM header_diffs d JOIN sessions s USING (session) "
         "JOIN (SELECT DISTINCT session, site FROM header_parameters WHERE study = ?) p USING (session) "
         "ORDER BY first_date, s.insert_date, d.session", [study])

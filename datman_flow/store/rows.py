@@ -32,6 +32,8 @@ class SessionRow:
     ingested_at: datetime | None = None
     status: str = ""  # ingesting | ingested | partial | failed | rejected
     reason: str = ""
+    health: str = ""  # ok | attention | failed, once the session's run has finished ('' before)
+    health_reasons: str = ""  # why it is not ok, in a short line ('; ' between reasons)
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,14 @@ class SeriesRow:
 
 @dataclass(frozen=True)
 class CheckRow:
-    """One outcome of a per-session check (expected_series: one per tag; header_drift: one per series)."""
+    """One outcome of a per-session check (expected_series: one per tag; header_drift: one per
+    series; qc_outliers: one per series measured)."""
 
     TABLE: ClassVar[str] = "check_results"
     session: str
     check_name: str
     tag: str | None = None
-    passed: bool = False
+    passed: bool | None = False  # None: could not be evaluated (no reference yet), neither passed nor failed
     expected: int | None = None
     found: int | None = None
     detail: str = ""
@@ -139,5 +142,27 @@ class QcSeriesRow:
     seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class QcFlagRow:
+    """One key metric of one series that is out of line: against the site's own history
+    (robust z from median and MAD of earlier sessions of the same study, site, tag and scanner
+    software) or, when that history is short, outside MRIQC's published typical range (the
+    flags the QC picture draws in red)."""
+
+    TABLE: ClassVar[str] = "qc_flags"
+    session: str
+    series_number: str
+    tag: str
+    metric: str
+    value: float
+    basis: str  # site history | typical range
+    low: float | None = None  # the accepted range (site history: median -/+ z_limit x robust SD)
+    high: float | None = None
+    median: float | None = None  # site history: the median of the earlier sessions
+    z: float | None = None  # site history: (value - median) / (1.4826 x MAD)
+    n_history: int = 0  # earlier sessions compared with
+    software: str = ""  # the scanner software the history was matched on
+
+
 ROW_TYPES: tuple[type, ...] = (SessionRow, SeriesRow, CheckRow, HeaderParameterRow, HeaderDiffRow,
-                               QcMetricRow, QcSeriesRow)
+                               QcMetricRow, QcSeriesRow, QcFlagRow)
