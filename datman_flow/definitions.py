@@ -2,18 +2,21 @@
 
 import dagster as dg
 
+from datman_flow.defs.after_run import judge_after_failure, judge_after_success
+from datman_flow.defs.health import SESSION_HEALTH, healthy
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
-from datman_flow.defs.study_assets import compliance_after_ingest, protocol_compliance, refresh_compliance_job
+from datman_flow.defs.study_assets import protocol_compliance, refresh_compliance_job
 
 # The in-process executor: a session's steps run one after the other anyway, and the
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
-    assets=[*SESSION_ASSETS, protocol_compliance],
+    assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance],
+    asset_checks=[healthy],
     jobs=[ingest_session_job, refresh_compliance_job],
-    sensors=[new_xnat_sessions, compliance_after_ingest],
+    sensors=[new_xnat_sessions, judge_after_success, judge_after_failure],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},
     executor=dg.in_process_executor,
 )

@@ -1,16 +1,16 @@
-"""The per-session asset checks, declared on the assets that evaluate them."""
-
-import dagster as dg
+"""The per-session asset checks, declared on the assets that evaluate them, partitioned like
+them: each result belongs to its session, so the check's history and the partition page name
+the session, and each session keeps its own latest result."""
 
 from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
+from datman_flow.defs.partitions import session_check
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 
-EXPECTED_SERIES_SPEC = dg.AssetCheckSpec(
-    EXPECTED_SERIES, asset="series_index",
-    description="every series the site's protocol expects, no more, no less")
+EXPECTED_SERIES_SPEC = session_check(EXPECTED_SERIES, "series_index",
+                                     "every series the site's protocol expects, no more, no less")
 
 # Blocking: with `severity: error` in the study's header_check, a failing check stops the
 # session's downstream assets (its QC) and fails the run.
-HEADER_DRIFT_SPEC = dg.AssetCheckSpec(
-    HEADER_DRIFT, asset="nifti", blocking=True,
-    description="acquisition parameters of each converted series against the site's gold standard")
+HEADER_DRIFT_SPEC = session_check(
+    HEADER_DRIFT, "nifti", "acquisition parameters of each converted series against the site's gold standard",
+    blocking=True)

@@ -23,10 +23,12 @@ def metadata(values: Mapping[str, object]) -> dict[str, object]:
     return out
 
 
-def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
+def check_result(outcome: CheckOutcome, label: str) -> dg.AssetCheckResult:
+    """The result of one session's check; its description starts with the session label, so a
+    list of results (the check's history, an alert) says whose it is."""
     severity = dg.AssetCheckSeverity.ERROR if outcome.severity == "error" else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, severity=severity,
-                               description=outcome.description, metadata=metadata(outcome.metadata))
+                               description=f"{label}: {outcome.description}", metadata=metadata(outcome.metadata))
 
 
 def log_all(log: dg.DagsterLogManager, warnings: list[str], level: str = "warning") -> None:

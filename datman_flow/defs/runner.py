@@ -11,9 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from datman_flow.defs.after_run import failure_reason
+from datman_flow.defs.health import judge_finished_run
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings, missing_credentials, xnat_from_env
 from datman_flow.defs.session_assets import SESSION_ASSETS
+from datman_flow.pipeline.health import Health
 from datman_flow.records import SeriesRecord
 
 
@@ -37,18 +40,7 @@ class SessionRun:
     checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (name, passed, description, severity)
     run_id: str = ""
     qc: dict[str, object] = field(default_factory=dict)  # the qc_metrics asset's counts and problems
-
-
-def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step and the error it raised (the innermost cause: the part a person reads)."""
-    for event in result.get_step_failure_events():
-        err = event.step_failure_data.error if event.step_failure_data else None
-        if err is None:
-            continue
-        while err.cause is not None:
-            err = err.cause
-        return f"{event.step_key}: {err.message.strip()}"
-    return "the run failed"
+    health: Health | None = None  # the session's verdict, judged when the run had finished
 
 
 def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data_dir: Path,
@@ -60,22 +52,23 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
         return SessionRun(label=label, success=False, error=f"raw_dicom: {no_credentials}")
     if not instance.has_dynamic_partition(SESSIONS.name, label):
         instance.add_dynamic_partitions(SESSIONS.name, [label])
+    datman = DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir))
     result = dg.materialize(
         SESSION_ASSETS,
         selection=selection,
         partition_key=label,
         instance=instance,
-        resources={"datman": DatmanSettings(config_dir=str(config_dir), data_dir=str(data_dir)),
-                   "xnat": xnat_from_env()},
+        resources={"datman": datman, "xnat": xnat_from_env()},
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         tags={"datman/source": "cli", **(tags or {})},
     )
     run = SessionRun(label=label, success=result.success, run_id=result.run_id)
     if not result.success:
-        run.error = failure_reason(result)
+        run.error = failure_reason(result.get_step_failure_events())
     for evaluation in result.get_asset_check_evaluations():
-        run.checks.append((evaluation.check_name, evaluation.passed, evaluation.description or "",
+        description = (evaluation.description or "").removeprefix(f"{label}: ")  # the CLI names the session above
+        run.checks.append((evaluation.check_name, evaluation.passed, description,
                            evaluation.severity.value))
     if result.is_node_success("qc_metrics"):
         metadata = result.asset_materializations_for_node("qc_metrics")[0].metadata
@@ -84,4 +77,5 @@ def run_session(instance: dg.DagsterInstance, label: str, config_dir: Path, data
         if result.is_node_success(key):
             run.series = result.output_for_node(key)
             break
+    run.health = judge_finished_run(instance, datman, result.run_id, label, run.error)
     return run

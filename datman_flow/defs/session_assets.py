@@ -38,7 +38,7 @@ def series_index(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_
     reason it has none; then the expected-series check."""
     indexed = index_step(datman.session(context.partition_key), datman.layout(), raw_dicom)
     yield dg.Output(indexed.series, metadata=metadata(summary.index_metadata(indexed)))
-    yield check_result(summary.expected_series_outcome(indexed.check))
+    yield check_result(summary.expected_series_outcome(indexed.check), context.partition_key)
 
 
 @dg.asset(partitions_def=SESSIONS, group_name=GROUP, kinds={"nifti"}, check_specs=[HEADER_DRIFT_SPEC])
@@ -52,7 +52,7 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
     yield dg.Output(converted.series, metadata=metadata(summary.conversion_metadata(converted)))
     drift = drift_step(target, converted.series, datman.load_config().config_dir, layout)
     log_all(context.log, summary.drift_errors(drift), level="error")
-    yield check_result(summary.drift_outcome(target, drift))
+    yield check_result(summary.drift_outcome(target, drift), target.label)
 
 
 SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics]

@@ -1,8 +1,7 @@
-"""Study-wide views, unpartitioned, refreshed after every successful session run."""
+"""Study-wide views, unpartitioned, refreshed after every session run (after_run.py)."""
 
 import dagster as dg
 
-from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.pipeline.compliance import compliance_step
@@ -19,9 +18,3 @@ def protocol_compliance(context: dg.AssetExecutionContext, datman: DatmanSetting
 
 refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance])
 
-
-@dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_session_job],
-                      request_job=refresh_compliance_job, default_status=dg.DefaultSensorStatus.RUNNING,
-                      description="refreshes protocol_compliance when a session has landed")
-def compliance_after_ingest(context: dg.RunStatusSensorContext):
-    return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")

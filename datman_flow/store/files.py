@@ -78,11 +78,11 @@ def replace_session_rows(store_dir: Path, row_type: type[Row], session: str, row
     return target
 
 
-def read_session_rows(store_dir: Path, row_type: type[Row], session: str) -> list[Row]:
-    """What `session` has in `row_type`'s table (one file; parts are not read), or [] when it
-    has nothing (or its file was unreadable, and is now quarantined). A column that an older
-    file lacks reads as None."""
-    source = store_dir / table_of(row_type) / session_file_name(session)
+def read_session_rows(store_dir: Path, row_type: type[Row], session: str, part: str | None = None) -> list[Row]:
+    """What `session` has in `row_type`'s table (one file: the session's, or one part of it), or
+    [] when it has nothing (or its file was unreadable, and is now quarantined). A column that an
+    older file lacks reads as None."""
+    source = store_dir / table_of(row_type) / session_file_name(session, part)
     if not source.exists():
         return []
     try:

@@ -33,8 +33,9 @@ class MetricStore:
         """Replace the session's rows of one table (or of one part of it) with `rows`."""
         return replace_session_rows(self.parquet_dir, row_type, session, rows, part=part)
 
-    def read(self, row_type: type[Row], session: str) -> list[Row]:
-        return read_session_rows(self.parquet_dir, row_type, session)
+    def read(self, row_type: type[Row], session: str, part: str | None = None) -> list[Row]:
+        """The session's rows of one table (or of one part of it: check_results per check)."""
+        return read_session_rows(self.parquet_dir, row_type, session, part=part)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
         """Rows of a read-only query over the views, as dicts (for queries.py and ad-hoc use)."""

@@ -1,0 +1,93 @@
+"""What an operator sees in Dagster, asserted through the instance API: each session's check
+results on its own partition, its health verdict as a run tag, on the `session_health`
+partition and its `healthy` check, and in the metric store."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from datman_flow.defs.health import HEALTH_TAG, REASONS_TAG
+from datman_flow.defs.runner import run_session
+from datman_flow.store import MetricStore, SessionRow
+from datman_flow.xnat.emulator import XnatEmulator
+
+from pipeline_helpers import CONFIGS, PHANTOM, sample_template
+
+NO_DTI = "SPN01_CMH_0002_01_01"  # the sample session whose DTI was not acquired
+NOT_ON_XNAT = "SPN01_CMH_0099_01_01"  # a valid label XNAT does not have: its run fails
+
+
+@pytest.fixture(scope="module")
+def operator(tmp_path_factory):
+    """Three runs on one persistent instance: the session missing its DTI, the phantom, and a
+    session whose run fails."""
+    root = tmp_path_factory.mktemp("operator")
+    sample_template(root / "xnat", [NO_DTI, PHANTOM])
+    (root / "dagster_home").mkdir()
+    mp = pytest.MonkeyPatch()
+    with XnatEmulator(root / "xnat", port=0, user="u", password="p") as xnat, \
+            dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        for key, value in {"DATMAN_XNAT_URL": xnat.url, "XNAT_USER": "u", "XNAT_PASS": "p"}.items():
+            mp.setenv(key, value)
+        runs = {label: run_session(instance, label, CONFIGS, root / "data") for label in (NO_DTI, PHANTOM, NOT_ON_XNAT)}
+        yield instance, runs, root / "data"
+    mp.undo()
+
+
+def check_history(instance: dg.DagsterInstance, asset: str, check: str) -> dict[str, list[str]]:
+    """partition -> the statuses of its executions of one check, newest first."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check), limit=50)
+    out: dict[str, list[str]] = {}
+    for record in records:
+        out.setdefault(str(record.partition), []).append(record.status.value)
+    return out
+
+
+def test_each_sessions_check_results_are_on_its_partition(operator):
+    instance, runs, _ = operator
+    expected = check_history(instance, "series_index", "expected_series")
+    # the failed run planned its checks and never evaluated them (the UI shows them as not run)
+    assert expected == {NO_DTI: ["FAILED"], PHANTOM: ["SUCCEEDED"], NOT_ON_XNAT: ["PLANNED"]}
+    drift = check_history(instance, "nifti", "header_drift")
+    assert drift[PHANTOM] == ["SUCCEEDED"] and drift[NOT_ON_XNAT] == ["PLANNED"]
+    record = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("series_index"), "expected_series"), limit=5)
+    failed = next(r for r in record if r.partition == NO_DTI)
+    evaluation = failed.event.dagster_event.event_specific_data
+    assert evaluation.description.startswith(f"{NO_DTI}: missing DTI60 (0/1)")
+
+
+def test_health_is_a_run_tag_a_partition_and_a_check(operator):
+    instance, runs, _ = operator
+    verdicts = {label: instance.get_run_by_id(run.run_id).tags.get(HEALTH_TAG) for label, run in runs.items()
+                if run.run_id}
+    assert verdicts == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
+    assert instance.get_run_by_id(runs[NO_DTI].run_id).tags[REASONS_TAG] == "missing DTI60 (0/1)"
+    assert "raw_dicom" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]
+
+    result = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_health")), limit=10)
+    by_partition = {r.partition_key: r.asset_materialization.metadata["health"].value for r in result.records}
+    assert by_partition == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
+
+    healthy = check_history(instance, "session_health", "healthy")
+    assert healthy == {NO_DTI: ["FAILED"], PHANTOM: ["SUCCEEDED"], NOT_ON_XNAT: ["FAILED"]}
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("session_health"), "healthy"), limit=5)
+    severities = {r.partition: r.event.dagster_event.event_specific_data.severity.value for r in records}
+    assert severities[NO_DTI] == "WARN" and severities[NOT_ON_XNAT] == "ERROR"
+
+
+def test_health_is_in_the_store_and_the_session_summary(operator):
+    _, runs, data = operator
+    store = MetricStore.under(data)
+    assert store.read(SessionRow, NO_DTI)[0].health == "attention"
+    rows = {r["session"]: r for r in store.query("SELECT * FROM session_summary")}
+    assert rows[NO_DTI]["health"] == "attention" and rows[NO_DTI]["health_reasons"] == "missing DTI60 (0/1)"
+    assert rows[NO_DTI]["checks_failed"] == 1 and rows[NO_DTI]["series"] == 2
+    assert rows[NO_DTI]["checks_not_evaluated"] == 2  # no reference yet for its T1 and RST
+    assert rows[PHANTOM]["health"] == "ok" and rows[PHANTOM]["qc_measured"] == 1
+    assert rows[NOT_ON_XNAT]["health"] == "failed"
+    assert str(rows[NO_DTI]["scan_date"]) == "2024-03-19"  # a DATE in the view
+    assert runs[NO_DTI].health is not None and str(runs[NO_DTI].health) == "attention (missing DTI60 (0/1))"
