@@ -8,12 +8,12 @@ from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
-from datman_flow.defs.study_assets import protocol_compliance, refresh_compliance_job
+from datman_flow.defs.study_assets import protocol_compliance, refresh_compliance_job, sessions_board
 
 # The in-process executor: a session's steps run one after the other anyway, and the
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
-    assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance],
+    assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance, sessions_board],
     asset_checks=[healthy],
     jobs=[ingest_session_job, refresh_compliance_job],
     sensors=[new_xnat_sessions, judge_after_success, judge_after_failure],

@@ -8,7 +8,9 @@ import dagster as dg
 import pytest
 
 from datman_flow.defs.health import HEALTH_TAG, REASONS_TAG
+from datman_flow.defs.resources import DatmanSettings
 from datman_flow.defs.runner import run_session
+from datman_flow.defs.study_assets import sessions_board
 from datman_flow.store import MetricStore, SessionRow
 from datman_flow.xnat.emulator import XnatEmulator
 
@@ -65,7 +67,7 @@ def test_health_is_a_run_tag_a_partition_and_a_check(operator):
                 if run.run_id}
     assert verdicts == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
     assert instance.get_run_by_id(runs[NO_DTI].run_id).tags[REASONS_TAG] == "missing DTI60 (0/1)"
-    assert "raw_dicom" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]
+    assert "is not in XNAT project" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]
 
     result = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_health")), limit=10)
     by_partition = {r.partition_key: r.asset_materialization.metadata["health"].value for r in result.records}
@@ -91,3 +93,19 @@ def test_health_is_in_the_store_and_the_session_summary(operator):
     assert rows[NOT_ON_XNAT]["health"] == "failed"
     assert str(rows[NO_DTI]["scan_date"]) == "2024-03-19"  # a DATE in the view
     assert runs[NO_DTI].health is not None and str(runs[NO_DTI].health) == "attention (missing DTI60 (0/1))"
+
+
+def test_the_board_lists_the_sessions_that_need_a_person(operator):
+    instance, _, data = operator
+    datman = DatmanSettings(config_dir=str(CONFIGS), data_dir=str(data))
+    assert dg.materialize([sessions_board], instance=instance, resources={"datman": datman}).success
+    record = instance.fetch_materializations(dg.AssetKey("sessions_board"), limit=1).records[0]
+    metadata = record.asset_materialization.metadata
+    assert metadata["sessions_needing_a_person"].value == 2  # the phantom is ok
+    board = metadata["board"].value
+    lines = [line for line in board.splitlines() if line.startswith(f"| {NO_DTI}") or line.startswith("| SPN01")]
+    # newest first: the failed run has no scan date (recorded now), the session missing its DTI was scanned in 2024
+    assert [line.split(" | ")[0].strip("| ") for line in lines] == [NOT_ON_XNAT, NO_DTI]
+    assert "missing DTI60 (0/1)" in lines[1] and "ask the site whether DTI60 was acquired" in lines[1]
+    assert "is not in XNAT project" in lines[0] and f"datman-flow ingest --session {NOT_ON_XNAT}" in lines[0]
+    assert metadata["missing_sessions"].value == 1 and metadata["failed_sessions"].value == 1

@@ -10,6 +10,7 @@ from datman_flow.config import ConfigError
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings, XnatResource
+from datman_flow.defs.study_assets import refresh_compliance_job
 from datman_flow.pipeline import watch
 from datman_flow.pipeline.locks import is_locked
 from datman_flow.pipeline.retry import RETRY_TAG
@@ -45,7 +46,7 @@ def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSett
             (context.log.warning if note.gave_up else context.log.info)(note.message)
 
 
-@dg.sensor(job=ingest_session_job, minimum_interval_seconds=POLL_SECONDS,
+@dg.sensor(jobs=[ingest_session_job, refresh_compliance_job], minimum_interval_seconds=POLL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Polls every configured XNAT project for sessions inserted since the cursor; "
                        "runs again, after 10, 30 and 90 minutes, sessions whose transfer from XNAT failed.")
@@ -73,7 +74,9 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     for rejected in found.rejected:
         exp = rejected.experiment
         context.log.warning(f"session {exp.label!r} ({exp.project}) not ingested: {rejected.reason}")
-    if not found.new and not found.retries:
+    board = [dg.RunRequest(run_key="board-after-" + ",".join(sorted(r.experiment.label for r in found.rejected)),
+                           job_name=refresh_compliance_job.name)] if found.rejected else []
+    if not found.new and not found.retries and not board:
         context.update_cursor(state.to_json())
         problems = "".join(f"; {error}" for error in found.errors)
         waiting = f", {len(state.retries.due)} retry(ies) waiting" if state.retries.due else ""
@@ -82,12 +85,13 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
                              f"{waiting}){problems}")
     labels = [new.target.label for new in found.new]
     new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
+    runs = [dg.RunRequest(run_key=new.run_key, partition_key=new.target.label, job_name=ingest_session_job.name,
+                          tags={**SOURCE_TAG, "xnat_id": new.experiment.id,
+                                **({CHANGED_TAG: "true"} if new.changed else {})}) for new in found.new]
+    runs += [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label, job_name=ingest_session_job.name,
+                           tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=new.run_key, partition_key=new.target.label,
-                                    tags={**SOURCE_TAG, "xnat_id": new.experiment.id,
-                                          **({CHANGED_TAG: "true"} if new.changed else {})}) for new in found.new]
-        + [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label,
-                         tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries],
+        run_requests=board + runs,
         dynamic_partitions_requests=[SESSIONS.build_add_request(new_labels)] if new_labels else [],
         cursor=state.to_json(),
     )

@@ -4,6 +4,7 @@ import dagster as dg
 
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
+from datman_flow.pipeline.board import board_step
 from datman_flow.pipeline.compliance import compliance_step
 
 
@@ -16,5 +17,13 @@ def protocol_compliance(context: dg.AssetExecutionContext, datman: DatmanSetting
     return dg.MaterializeResult(metadata=metadata(reports.metadata()))
 
 
-refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance])
+@dg.asset(group_name="study", kinds={"duckdb"}, deps=["nifti"])
+def sessions_board(datman: DatmanSettings) -> dg.MaterializeResult:
+    """The operator's to-do board: the sessions that need a person, newest first (refused labels,
+    failed runs and transfers, missing series, header drift with software upgrades first, QC
+    outliers), each with what to do next. Refreshed after every session run and on refused labels."""
+    return dg.MaterializeResult(metadata=metadata(board_step(datman.layout()).metadata()))
+
+
+refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance, sessions_board])
 
