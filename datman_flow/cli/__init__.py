@@ -3,8 +3,9 @@
 Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./configs) and
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
-# The argument parser is here; what each command does is in commands.py, ingest.py, gold.py
-# and demo.py, and everything printed for a person goes through render.py.
+# The argument parser is here; what each command does is in commands.py, ingest.py, status.py,
+# gold.py and demo.py (validate.py checks the data folder and study codes they are given), and
+# everything printed for a person goes through render.py.
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 
 from datman_flow.cli import commands
 from datman_flow.cli import ingest as ingest_command
+from datman_flow.cli import status as status_command
 from datman_flow.cli.gold import add_gold_commands
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
@@ -92,9 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
     qc.set_defaults(func=commands.qc)
 
-    status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
+    status = sub.add_parser("status", help="each session's status, health and checks, from the metric store",
+                            description=status_command.STATUS_HELP,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    status.add_argument("--study", metavar="CODE", help="only this study's sessions (the STUDY part of labels)")
+    status.add_argument("--attention", action="store_true",
+                        help="only sessions whose health is attention or failed")
+    status.add_argument("--table", action="store_true", help="an aligned table, newest scan first, instead of JSON")
     add_dirs(status)
-    status.set_defaults(func=commands.status)
+    status.set_defaults(func=status_command.status)
     return parser
 
 

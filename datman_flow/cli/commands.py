@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from datman_flow.config import check_config, load_config
-from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+from datman_flow.layout import DataLayout, config_dir_from
 
 
 def config_check(args: argparse.Namespace) -> int:
@@ -40,24 +40,20 @@ def samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def status(args: argparse.Namespace) -> int:
-    from datman_flow.cli.render import quarantine_lines, status_lines
-    from datman_flow.store.queries import session_overview
-
-    store = DataLayout(data_dir_from(args.data_dir)).metric_store
-    for line in status_lines(session_overview(store)):
-        print(line)
-    for line in quarantine_lines(store.quarantined(), store.parquet_dir):
-        print(line, file=sys.stderr)
-    return 0
-
-
 def compliance(args: argparse.Namespace) -> int:
     from datman_flow.cli.render import compliance_text
+    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, unknown_study
     from datman_flow.pipeline.compliance import study_compliance
 
-    store = DataLayout(data_dir_from(args.data_dir)).metric_store
-    report = study_compliance(store, args.study)
+    data_dir = existing_data_dir(args.data_dir)
+    if data_dir is None:
+        return EXIT_USAGE
+    store = DataLayout(data_dir).metric_store
+    problem = unknown_study(args.study, args.config_dir, store)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    report = study_compliance(store, args.study) if store.exists else []  # reading would create the store
     print(f"protocol compliance of {args.study} ({store.db_path})")
     print(compliance_text(report))
     return 0

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
@@ -95,14 +96,17 @@ def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
     workspace = root / "workspace.yaml"
     workspace.write_text("load_from:\n  - python_module:\n      module_name: datman_flow.definitions\n"
                          "      location_name: datman_flow\n")
+    from datman_flow.cli.render import arrival_line
+
     stop = threading.Event()
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
     def feed() -> None:
         for sample in samples:
             if stop.wait(interval if sample is not samples[0] else 1.0):
                 return
             arrive(root, sample)
-            print(f"[demo] session {sample.label} arrived on XNAT ({sample.note})", flush=True)
+            print(arrival_line(sample.label, sample.note, datetime.now(), colour), flush=True)
 
     threading.Thread(target=feed, daemon=True).start()
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))

@@ -7,7 +7,7 @@ import json
 import sys
 
 from datman_flow.drift import GoldStandardError, gold_path, list_gold, load_gold
-from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
+from datman_flow.layout import DataLayout, config_dir_from
 
 
 def add_gold_commands(sub: argparse._SubParsersAction, add_dirs) -> None:
@@ -30,9 +30,16 @@ def add_gold_commands(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def gold_promote(args: argparse.Namespace) -> int:
+    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir
     from datman_flow.pipeline.gold import PromoteRefused, promote_series
 
-    config_dir, layout = config_dir_from(args.config_dir), DataLayout(data_dir_from(args.data_dir))
+    data_dir = existing_data_dir(args.data_dir)
+    if data_dir is None:
+        return EXIT_USAGE
+    config_dir, layout = config_dir_from(args.config_dir), DataLayout(data_dir)
+    if not layout.metric_store.exists:  # reading would create it
+        print(f"no metric store in {data_dir} yet: ingest {args.session} first", file=sys.stderr)
+        return 1
     try:
         promoted = promote_series(config_dir, layout, args.session, args.tag, args.series)
     except PromoteRefused as exc:

@@ -5,21 +5,47 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
 from datman_flow.pipeline.summary import tag_or_reason
 from datman_flow.store.quarantine import QuarantinedFile
-from datman_flow.store.queries import SessionOverview
+from datman_flow.store.rows import CheckRow
 
 if TYPE_CHECKING:  # Dagster is imported only when a session runs
+    from datman_flow.cli.status import SessionStatus
     from datman_flow.defs.runner import SessionRun
 
 
+def run_health(run: SessionRun) -> tuple[str, list[str]]:
+    """The session's verdict from its run: 'failed' (the run failed), 'attention' (a check
+    failed, a series was not downloaded, converted or measured) or 'ok', and why not ok."""
+    if not run.success:
+        return "failed", [run.error or "the run failed"]
+    reasons = [description or f"{name} failed" for name, passed, description, _ in run.checks if not passed]
+    downloads = sum(1 for s in run.series if s.download_status != "complete")
+    if downloads and not any("failed download" in r for r in reasons):  # expected_series already says so
+        reasons.append(f"{downloads} failed download(s)")
+    conversions = sum(1 for s in run.series if s.tag and s.conversion_status == "failed")
+    if conversions:
+        reasons.append(f"{conversions} series not converted")
+    if int(run.qc.get("failed", 0) or 0):  # type: ignore[call-overload]
+        reasons.append(f"{run.qc['failed']} series not measured (qc)")
+    return ("attention" if reasons else "ok"), reasons
+
+
+def health_text(verdict: str, reasons: Sequence[str]) -> str:
+    """`ok`, `attention (why; why)` or `FAILED: why`."""
+    why = "; ".join(reasons)
+    if verdict == "failed":
+        return f"FAILED: {why}"
+    return f"{verdict} ({why})" if why else verdict
+
+
 def run_text(run: SessionRun) -> str:
-    state = "ok" if run.success else f"FAILED: {run.error}"
-    lines = [f"\n== {run.label}: {state}"]
+    lines = [f"\n== {run.label}: {health_text(*run_health(run))}"]
     for s in run.series:
         outcome = s.conversion_status if s.tag else "-"
         note = s.conversion_message if s.conversion_status == "failed" else ""
@@ -53,9 +79,68 @@ def compliance_text(report: list[TagCompliance]) -> str:
     return table_text(HEADERS, rows) if rows else NOTHING_YET
 
 
-def status_lines(overview: Sequence[SessionOverview]) -> list[str]:
-    """One JSON object per session (for grep and jq)."""
-    return [json.dumps(asdict(row), default=str) for row in overview]
+def check_outcome(row: CheckRow) -> str:
+    """One outcome, short: 'missing DTI60 (0/1)', 'T1 series 3: EchoTime changed'."""
+    if row.check_name == "expected_series" and row.expected is not None and row.found is not None:
+        word = "missing" if row.found < row.expected else "extra" if row.found > row.expected else row.detail
+        return f"{word} {row.tag} ({row.found}/{row.expected})"
+    where = " ".join(p for p in (row.tag or "", f"series {', '.join(row.series)}" if row.series else "") if p)
+    detail = row.detail.replace("; ", ", ")
+    return f"{where}: {detail}" if where and detail else where or detail or "?"
+
+
+def check_texts(rows: Sequence[CheckRow]) -> dict[str, str]:
+    """Each check of a session in one phrase: 'PASS', 'FAIL missing DTI60 (0/1)', 'NOT EVALUATED
+    T1 series 3: no reference yet', or 'FAIL ...; not evaluated: ...'."""
+    by_check: dict[str, list[CheckRow]] = {}
+    for row in rows:
+        by_check.setdefault(row.check_name, []).append(row)
+    texts = {}
+    for name, outcomes in by_check.items():
+        failed = [check_outcome(r) for r in outcomes if r.passed is False]
+        unknown = [check_outcome(r) for r in outcomes if r.passed is None]
+        parts = [f"FAIL {'; '.join(failed)}"] if failed else []
+        if unknown:
+            parts.append(f"{'not evaluated: ' if failed else 'NOT EVALUATED '}{'; '.join(unknown)}")
+        texts[name] = "; ".join(parts) or "PASS"
+    return texts
+
+
+def arrival_line(label: str, note: str, at: datetime, colour: bool) -> str:
+    """The demo's own news, set apart from Dagster's log lines (bold cyan on a terminal)."""
+    line = f"==> [demo] {at:%H:%M:%S} session {label} arrived on XNAT ({note})"
+    return f"\033[1;36m{line}\033[0m" if colour else line
+
+
+def as_json_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+
+
+def status_lines(sessions: Sequence[SessionStatus]) -> list[str]:
+    """One JSON object per session (for grep and jq): the summary's fields and `checks`."""
+    return [json.dumps({**asdict(s.summary), "checks": s.checks}, default=as_json_value) for s in sessions]
+
+
+STATUS_HEADERS = ("session", "scan date", "status", "health", "converted", "qc", "why", "checks")
+VERDICT_ORDER = ("failed", "attention", "ok", "not evaluated")
+
+
+def status_table(sessions: Sequence[SessionStatus]) -> str:
+    """An aligned table for people, one line per session, and a count of each verdict."""
+    rows = []
+    for s in sessions:
+        m = s.summary
+        qc = f"{m.qc_measured}" + (f", {m.qc_flagged} flagged" if m.qc_flagged else "") + (
+            f", {m.qc_failed} failed" if m.qc_failed else "")
+        not_passed = "; ".join(f"{name}: {text}" for name, text in s.checks.items() if text != "PASS")
+        checks = not_passed or ("pass" if s.checks else "")
+        rows.append((m.session, m.scan_date or "", m.status, m.health or "-", f"{m.converted}/{m.series}", qc,
+                     m.health_reasons or m.reason, checks))
+    verdicts = [s.summary.health or "not evaluated" for s in sessions]
+    order = [*VERDICT_ORDER, *sorted(set(verdicts) - set(VERDICT_ORDER))]
+    total = f"{len(sessions)} session(s)" + (": " if verdicts else "") + ", ".join(
+        f"{verdicts.count(v)} {v}" for v in order if v in verdicts)
+    return table_text(STATUS_HEADERS, rows) + "\n" + total
 
 
 def quarantine_lines(quarantined: Sequence[QuarantinedFile], store_dir: Path) -> list[str]:

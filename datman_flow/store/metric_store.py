@@ -29,6 +29,12 @@ class MetricStore:
         """The store of a data folder: <data>/metrics.duckdb and <data>/store/."""
         return cls(data_dir / DB_NAME, data_dir / PARQUET_DIR)
 
+    @property
+    def exists(self) -> bool:
+        """Something was ever recorded here. Reading a store makes its folders (the schema
+        files and views), so a read-only command asks this first, to create nothing."""
+        return self.parquet_dir.is_dir()
+
     def replace(self, row_type: type[Row], session: str, rows: Iterable[Row], part: str | None = None) -> Path:
         """Replace the session's rows of one table (or of one part of it) with `rows`."""
         return replace_session_rows(self.parquet_dir, row_type, session, rows, part=part)

@@ -3,13 +3,14 @@ typed answer. SQL lives here and nowhere else (tests may query the views directl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from datman_flow.store.files import make_row
 from datman_flow.store.metric_store import MetricStore
-from datman_flow.store.rows import SeriesRow, SessionRow
+from datman_flow.store.rows import CheckRow, SeriesRow, SessionRow
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,72 @@ class SessionOverview:
 
 def session_overview(store: MetricStore) -> list[SessionOverview]:
     """Every recorded session with its status and how many of its series converted."""
-    rows = store.query(
-        "SELECT s.session, s.status, s.reason, count(r.scan_id) AS series, "
-        "count(*) FILTER (WHERE r.conversion_status = 'converted') AS converted "
-        "FROM sessions s LEFT JOIN series r USING (session) GROUP BY ALL ORDER BY s.session")
-    return [SessionOverview(str(r["session"]), str(r["status"] or ""), str(r["reason"] or ""),
-                            int(r["series"] or 0), int(r["converted"] or 0)) for r in rows]  # type: ignore[arg-type]
+    return [SessionOverview(s.session, s.status, s.reason, s.series, s.converted) for s in session_summaries(store)]
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One row of the session_summary view: what the session is, how far it got, its health
+    ('' until its run has finished) and the counts behind it."""
+
+    session: str
+    study: str
+    site: str
+    subject: str
+    is_phantom: bool
+    scan_date: date | None
+    insert_date: datetime | None
+    ingested_at: datetime | None
+    status: str
+    health: str  # ok | attention | failed | '' (not evaluated yet)
+    health_reasons: str
+    reason: str
+    series: int
+    converted: int
+    failed_downloads: int
+    failed_conversions: int
+    checks_failed: int
+    checks_not_evaluated: int
+    qc_measured: int
+    qc_failed: int
+    qc_flagged: int
+
+
+def summary_of(values: dict[str, object]) -> SessionSummary:
+    """A typed summary from a view row: NULL text as '', NULL counts as 0."""
+    kwargs: dict[str, object] = {}
+    for f in dataclasses.fields(SessionSummary):
+        value = values.get(f.name)
+        if f.type == "str":
+            value = "" if value is None else str(value)
+        elif f.type == "int":
+            value = int(value or 0)  # type: ignore[call-overload]
+        elif f.type == "bool":
+            value = bool(value)
+        kwargs[f.name] = value
+    return SessionSummary(**kwargs)  # type: ignore[arg-type]
+
+
+def session_summaries(store: MetricStore, study: str | None = None) -> list[SessionSummary]:
+    """Every recorded session (or those of one study) from the session_summary view, by label."""
+    where, params = ("WHERE study = ?", [study]) if study is not None else ("", [])
+    rows = store.query(f"SELECT * FROM session_summary {where} ORDER BY session", params)
+    return [summary_of(row) for row in rows]
+
+
+def recorded_checks(store: MetricStore, study: str | None = None) -> list[CheckRow]:
+    """Every check outcome (or those of one study's sessions), by session, check, tag and series."""
+    where, params = ("WHERE session IN (SELECT session FROM sessions WHERE study = ?)", [study]) \
+        if study is not None else ("", [])
+    rows = store.query(f"SELECT * FROM check_results {where} ORDER BY session, check_name, tag NULLS FIRST, series",
+                       params)
+    return [make_row(CheckRow, row) for row in rows]
+
+
+def recorded_studies(store: MetricStore) -> list[str]:
+    """The study codes of the recorded sessions, sorted."""
+    rows = store.query("SELECT DISTINCT study FROM sessions WHERE coalesce(study, '') <> '' ORDER BY study")
+    return [str(row["study"]) for row in rows]
 
 
 def converted_series(store: MetricStore, session: str, tag: str) -> list[SeriesRow]:
