@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from datman_flow.cli.render import arrival_line, run_health, run_text
+from datman_flow.cli.render import arrival_line, run_text
 from datman_flow.defs.runner import SessionRun
-from datman_flow.records import SeriesRecord
+from datman_flow.pipeline.health import Health, Problem
 from datman_flow.store import CheckRow, MetricStore, SeriesRow, SessionRow
 
 from pipeline_helpers import CONFIGS
@@ -158,36 +158,23 @@ def test_an_empty_data_folder_is_read_without_creating_a_store(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no store/, no metrics.duckdb, no lock file
 
 
-def series(number: str, tag: str | None, download: str = "complete", conversion: str = "converted") -> SeriesRecord:
-    return SeriesRecord(session=MISSING, scan_id=number, series_number=number, description=f"series {number}",
-                        download_status=download, tag=tag, conversion_status=conversion)
+def health(verdict: str, *reasons: str) -> Health:
+    return Health(verdict, tuple(Problem("missing", reason, "") for reason in reasons))
 
 
 def test_run_header_shows_the_sessions_health_not_just_the_runs_success():
-    missing_dti = SessionRun(MISSING, success=True, series=[series("1", "T1")],
-                             checks=[("expected_series", False, "missing DTI60 (0/1)", "WARN"),
-                                     ("header_drift", True, "no drift", "WARN")])
+    missing_dti = SessionRun(MISSING, success=True, checks=[("expected_series", False, "missing DTI60 (0/1)", "WARN")],
+                             health=health("attention", "missing DTI60 (0/1)"))
     text = run_text(missing_dti)
     assert text.splitlines()[1] == f"== {MISSING}: attention (missing DTI60 (0/1))"
     assert "check expected_series: FAIL (missing DTI60 (0/1))" in text
-    fine = SessionRun(OK, success=True, series=[series("1", "T1")], checks=[("expected_series", True, "ok", "WARN")],
-                      qc={"measured": 1, "failed": 0})
+    fine = SessionRun(OK, success=True, checks=[("expected_series", True, "ok", "WARN")], health=health("ok"))
     assert run_text(fine).splitlines()[1] == f"== {OK}: ok"
-    broken = SessionRun(FAILED, success=False, error="raw_dicom: XNAT unreachable")
-    assert run_text(broken).splitlines()[1] == f"== {FAILED}: FAILED: raw_dicom: XNAT unreachable"
-
-
-def test_run_health_counts_what_did_not_arrive_convert_or_measure():
-    run = SessionRun(MISSING, success=True, series=[series("1", "T1", download="failed", conversion="pending"),
-                                                    series("2", "T1", conversion="failed"),
-                                                    series("3", None, conversion="skipped")],
-                     checks=[("expected_series", True, "every expected series is present", "WARN")],
-                     qc={"measured": 0, "failed": 1})
-    assert run_health(run) == ("attention", ["1 failed download(s)", "1 series not converted",
-                                             "1 series not measured (qc)"])
-    said = SessionRun(MISSING, success=True, series=[series("1", "T1", download="failed", conversion="pending")],
-                      checks=[("expected_series", False, "missing T1 (0/1); 1 failed downloads", "WARN")])
-    assert run_health(said) == ("attention", ["missing T1 (0/1); 1 failed downloads"])  # said once
+    broken = SessionRun(FAILED, success=False, error="raw_dicom: XNAT unreachable",
+                        health=health("failed", "pull failed: XNAT unreachable"))
+    assert run_text(broken).splitlines()[1] == f"== {FAILED}: FAILED: pull failed: XNAT unreachable"
+    not_started = SessionRun(FAILED, success=False, error="raw_dicom: XNAT_USER is not set")
+    assert run_text(not_started).splitlines()[1] == f"== {FAILED}: FAILED: raw_dicom: XNAT_USER is not set"
 
 
 def test_demo_arrival_line_is_marked_and_coloured_only_for_a_terminal():

@@ -20,20 +20,10 @@ if TYPE_CHECKING:  # Dagster is imported only when a session runs
 
 
 def run_health(run: SessionRun) -> tuple[str, list[str]]:
-    """The session's verdict from its run: 'failed' (the run failed), 'attention' (a check
-    failed, a series was not downloaded, converted or measured) or 'ok', and why not ok."""
-    if not run.success:
-        return "failed", [run.error or "the run failed"]
-    reasons = [description or f"{name} failed" for name, passed, description, _ in run.checks if not passed]
-    downloads = sum(1 for s in run.series if s.download_status != "complete")
-    if downloads and not any("failed download" in r for r in reasons):  # expected_series already says so
-        reasons.append(f"{downloads} failed download(s)")
-    conversions = sum(1 for s in run.series if s.tag and s.conversion_status == "failed")
-    if conversions:
-        reasons.append(f"{conversions} series not converted")
-    if int(run.qc.get("failed", 0) or 0):  # type: ignore[call-overload]
-        reasons.append(f"{run.qc['failed']} series not measured (qc)")
-    return ("attention" if reasons else "ok"), reasons
+    """The session's verdict (pipeline/health.py, judged when its run finished) and why it is not ok."""
+    if run.health is not None:
+        return run.health.verdict, list(run.health.reasons)
+    return "failed", [run.error or "the run did not start"]
 
 
 def health_text(verdict: str, reasons: Sequence[str]) -> str:
