@@ -25,7 +25,8 @@ def test_demo_headless_ingests_every_sample_session(tmp_path):
     assert "check expected_series: FAIL (missing DTI60 (0/1))" in out  # the session without its DTI
     headers = [line for line in out.splitlines() if line.startswith("== ")]  # each session's health, not "ok"
     assert len(headers) == 6 and sum(line.endswith(": attention (missing DTI60 (0/1))") for line in headers) == 1
-    assert sum(": attention (SOFTWARE UPGRADE" in line for line in headers) == 1
+    assert sum(": attention (software upgrade syngo MR E11 -> syngo MR E11C; T1 drifted: EchoTime" in line
+               for line in headers) == 1
     assert sum(line.endswith(": ok") for line in headers) == 4
     assert "Localizer 3-plane" in out and "no rule matched" in out  # the series no rule matches
     assert out.count("check expected_series: PASS") == 5  # four complete sessions and the phantom
