@@ -3,7 +3,7 @@
 import dagster as dg
 
 from datman_flow.defs.after_run import judge_after_failure, judge_after_success
-from datman_flow.defs.health import SESSION_HEALTH, healthy
+from datman_flow.defs.health import SESSION_HEALTH
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
@@ -14,7 +14,6 @@ from datman_flow.defs.study_assets import protocol_compliance, refresh_complianc
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
     assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance, sessions_board],
-    asset_checks=[healthy],
     jobs=[ingest_session_job, refresh_compliance_job],
     sensors=[new_xnat_sessions, judge_after_success, judge_after_failure],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from datman_flow.defs.after_run import judge_after_failure, judge_after_success
 from datman_flow.defs.health import HEALTH_TAG, REASONS_TAG
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.defs.runner import run_session
@@ -73,12 +74,14 @@ def test_health_is_a_run_tag_a_partition_and_a_check(operator):
     by_partition = {r.partition_key: r.asset_materialization.metadata["health"].value for r in result.records}
     assert by_partition == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
 
-    healthy = check_history(instance, "session_health", "healthy")
-    assert healthy == {NO_DTI: ["FAILED"], PHANTOM: ["SUCCEEDED"], NOT_ON_XNAT: ["FAILED"]}
+    # the `healthy` check of the last step: a warning for attention; never run when the run failed
+    healthy = check_history(instance, "qc_metrics", "healthy")
+    assert healthy == {NO_DTI: ["FAILED"], PHANTOM: ["SUCCEEDED"], NOT_ON_XNAT: ["PLANNED"]}
     records = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(dg.AssetKey("session_health"), "healthy"), limit=5)
-    severities = {r.partition: r.event.dagster_event.event_specific_data.severity.value for r in records}
-    assert severities[NO_DTI] == "WARN" and severities[NOT_ON_XNAT] == "ERROR"
+        dg.AssetCheckKey(dg.AssetKey("qc_metrics"), "healthy"), limit=5)
+    evaluation = next(r for r in records if r.partition == NO_DTI).event.dagster_event.event_specific_data
+    assert evaluation.severity.value == "WARN"
+    assert evaluation.description == f"{NO_DTI}: attention (missing DTI60 (0/1))"
 
 
 def test_health_is_in_the_store_and_the_session_summary(operator):
@@ -109,3 +112,22 @@ def test_the_board_lists_the_sessions_that_need_a_person(operator):
     assert "missing DTI60 (0/1)" in lines[1] and "ask the site whether DTI60 was acquired" in lines[1]
     assert "is not in XNAT project" in lines[0] and f"datman-flow ingest --session {NOT_ON_XNAT}" in lines[0]
     assert metadata["missing_sessions"].value == 1 and metadata["failed_sessions"].value == 1
+
+
+def test_the_sensors_judge_a_finished_run_and_refresh_the_study_views(operator):
+    """What the daemon does after each run of the sensor's: the same verdict, reported again."""
+    instance, runs, data = operator
+    datman = DatmanSettings(config_dir=str(CONFIGS), data_dir=str(data))
+    for label, sensor, status in ((NO_DTI, judge_after_success, "PIPELINE_SUCCESS"),
+                                  (NOT_ON_XNAT, judge_after_failure, "PIPELINE_FAILURE")):
+        run = instance.get_run_by_id(runs[label].run_id)
+        event = next(r.event_log_entry.dagster_event for r in instance.get_records_for_run(run.run_id).records
+                     if r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.event_type_value == status)
+        context = dg.build_run_status_sensor_context(sensor.name, event, instance, run, resources={"datman": datman})
+        request = sensor(context.for_run_failure() if status == "PIPELINE_FAILURE" else context)
+        assert isinstance(request, dg.RunRequest) and request.run_key == f"after-{run.run_id}"
+    reported = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_health"),
+                                                                     asset_partitions=[NOT_ON_XNAT]), limit=5)
+    assert len(reported.records) == 2  # the runner's report, then the sensor's
+    assert reported.records[0].asset_materialization.metadata["health"].value == "failed"
+    assert "is not in XNAT project" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]

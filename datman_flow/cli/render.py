@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
+from datman_flow.pipeline.health import HEALTHY
 from datman_flow.pipeline.summary import tag_or_reason
 from datman_flow.store.quarantine import QuarantinedFile
 from datman_flow.store.rows import CheckRow
@@ -42,6 +43,8 @@ def run_text(run: SessionRun) -> str:
         lines.append(f"  {s.series_number:>6}  {s.description[:34]:34}  {tag_or_reason(s)[:60]:60}  "
                      f"{s.n_files:>5} files  {outcome}{'  ' + note if note else ''}")
     for name, passed, description, severity in run.checks:
+        if name == HEALTHY:  # the header above says it
+            continue
         verdict = "PASS" if passed else ("FAIL" if severity == "WARN" else "FAIL, severity error")
         lines.append(f"  check {name}: {verdict} ({description})")
     if run.qc:

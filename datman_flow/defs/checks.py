@@ -5,6 +5,7 @@ the session, and each session keeps its own latest result."""
 from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.defs.partitions import session_check
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
+from datman_flow.pipeline.health import HEALTHY
 
 EXPECTED_SERIES_SPEC = session_check(EXPECTED_SERIES, "series_index",
                                      "every series the site's protocol expects, no more, no less")
@@ -14,3 +15,7 @@ EXPECTED_SERIES_SPEC = session_check(EXPECTED_SERIES, "series_index",
 HEADER_DRIFT_SPEC = session_check(
     HEADER_DRIFT, "nifti", "acquisition parameters of each converted series against the site's gold standard",
     blocking=True)
+
+HEALTHY_SPEC = session_check(
+    HEALTHY, "qc_metrics", "the session needs no person (its health verdict is ok): judged from everything its run "
+                           "recorded, once its last step has run; a failed run leaves it not executed")

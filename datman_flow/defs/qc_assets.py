@@ -2,18 +2,23 @@
 
 import dagster as dg
 
-from datman_flow.defs.metadata import log_all, metadata
+from datman_flow.defs.checks import HEALTHY_SPEC
+from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.pipeline import summary
+from datman_flow.pipeline.health import health_outcome, judge, read_facts
 from datman_flow.pipeline.qc import qc_step
 from datman_flow.records import SeriesRecord
 
 
-@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"})
+@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, check_specs=[HEALTHY_SPEC])
 def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti: list[SeriesRecord]):
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,
     with a picture and an MRIQC-format JSON beside each NIfTI."""
-    measured = qc_step(datman.session(context.partition_key), datman.layout(), nifti, datman.load_config().tags)
+    target, layout = datman.session(context.partition_key), datman.layout()
+    measured = qc_step(target, layout, nifti, datman.load_config().tags)
     log_all(context.log, summary.qc_warnings(measured))
-    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured)))
+    health = judge(read_facts(layout, target.label))
+    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured)),
+                                check_results=[check_result(health_outcome(health), target.label)])

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
+from datman_flow.pipeline.summary import CheckOutcome
 from datman_flow.store import CheckRow, HeaderDiffRow, QcSeriesRow, SeriesRow, SessionRow
 
 OK, ATTENTION, FAILED = "ok", "attention", "failed"
 QC_OUTLIERS = "qc_outliers"
 CHECKS = (EXPECTED_SERIES, HEADER_DRIFT, QC_OUTLIERS)
+HEALTHY = "healthy"  # the check that shows the verdict
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,12 @@ def judge(facts: SessionFacts, run_error: str = "") -> Health:
         return Health(FAILED, (failed,))
     problems = attention_problems(facts)
     return Health(ATTENTION, tuple(problems)) if problems else Health(OK)
+
+
+def health_outcome(health: Health) -> CheckOutcome:
+    """The verdict as the `healthy` check shows it: passed when ok, a warning for attention."""
+    return CheckOutcome(HEALTHY, health.verdict == OK, "warn" if health.verdict == ATTENTION else "error",
+                        str(health), {"health": health.verdict, "problems": len(health.problems)})
 
 
 def record_health(layout: DataLayout, label: str, health: Health, facts: SessionFacts) -> None:
