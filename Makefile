@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-headless lint test test-quick bench bench-qc clean
+.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc clean
 
 setup: $(VENV)/.installed
+
+system-packages:     ## Debian packages the tests use (Chromium for the UI test), when missing and root
+	.ci/system-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +26,7 @@ lint: setup          ## ruff and the import contracts (docs/architecture.md)
 	$(BIN)/ruff check datman_flow tests benchmarks
 	$(BIN)/lint-imports
 
-test: lint           ## lint, then the whole test suite (real DICOM from ../shared/dicom where present)
+test: lint system-packages ## lint, then the whole test suite (real DICOM from ../shared/dicom where present)
 	$(BIN)/pytest -q
 
 test-quick: setup    ## the suite without the slow real-data tests, for development
