@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from datman_flow.defs.alert_sensor import session_alerts
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
@@ -13,7 +14,7 @@ from datman_flow.defs.study_assets import compliance_after_ingest, protocol_comp
 defs = dg.Definitions(
     assets=[*SESSION_ASSETS, protocol_compliance],
     jobs=[ingest_session_job, refresh_compliance_job],
-    sensors=[new_xnat_sessions, compliance_after_ingest],
+    sensors=[new_xnat_sessions, compliance_after_ingest, session_alerts],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},
     executor=dg.in_process_executor,
 )
