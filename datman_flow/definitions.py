@@ -3,6 +3,7 @@
 import dagster as dg
 
 from datman_flow.defs.after_run import judge_after_failure, judge_after_success
+from datman_flow.defs.alert_sensor import session_alerts
 from datman_flow.defs.health import SESSION_HEALTH
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
@@ -15,7 +16,7 @@ from datman_flow.defs.study_assets import protocol_compliance, refresh_complianc
 defs = dg.Definitions(
     assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance, sessions_board],
     jobs=[ingest_session_job, refresh_compliance_job],
-    sensors=[new_xnat_sessions, judge_after_success, judge_after_failure],
+    sensors=[new_xnat_sessions, judge_after_success, judge_after_failure, session_alerts],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},
     executor=dg.in_process_executor,
 )

@@ -35,7 +35,8 @@ def describe() -> dict[str, object]:
         if job.name.startswith("__"):
             continue
         jobs[job.name] = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-    sensors = {s.name: {"type": type(s).__name__, "jobs": sorted(t.job_name for t in s.targets), "default_status": s.default_status.value,
+    sensors = {s.name: {"type": type(s).__name__, "jobs": sorted(t.job_name for t in s.targets),  # []: no runs
+                        "default_status": s.default_status.value,
                         "minimum_interval_seconds": s.minimum_interval_seconds,
                         "resources": sorted(s.required_resource_keys)}
                for s in sorted(repo.sensor_defs, key=lambda s: s.name)}

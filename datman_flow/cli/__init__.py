@@ -4,8 +4,8 @@ Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./c
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
 # The argument parser is here; what each command does is in commands.py, ingest.py, status.py,
-# gold.py and demo.py (validate.py checks the data folder and study codes they are given), and
-# everything printed for a person goes through render.py.
+# gold.py, alerts.py and demo.py (validate.py checks the data folder and study codes they are
+# given), and everything printed for a person goes through render.py.
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import logging
 from datman_flow.cli import commands
 from datman_flow.cli import ingest as ingest_command
 from datman_flow.cli import status as status_command
+from datman_flow.cli.alerts import add_alerts_command
 from datman_flow.cli.gold import add_gold_commands
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--type", required=True, choices=list(QC_KINDS))
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
     qc.set_defaults(func=commands.qc)
+
+    add_alerts_command(sub, add_dirs)
 
     status = sub.add_parser("status", help="each session's status, health and checks, from the metric store",
                             description=status_command.STATUS_HELP,

@@ -1,4 +1,4 @@
-"""Everything the CLI prints for a person: a session run, the compliance table, status lines."""
+"""Everything the CLI prints for a person: a session run, the compliance table, status lines, alerts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from datman_flow.pipeline.alerts import AlertReport
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
 from datman_flow.pipeline.health import HEALTHY
 from datman_flow.pipeline.summary import tag_or_reason
@@ -151,3 +152,13 @@ def quarantine_lines(quarantined: Sequence[QuarantinedFile], store_dir: Path) ->
             lines.append(f"warning: quarantined {where} at {q.quarantined_at}: not a readable Parquet file, "
                          f"kept as {q.path}; its rows are missing from the store: {todo}")
     return lines
+
+
+def alert_report_lines(report: AlertReport) -> tuple[list[str], list[str]]:
+    """What one alert step did: (lines for stdout, lines for stderr: notes and failures)."""
+    out = [f"would send: {item.line()}  ({item.title})" for item in report.would_send]
+    out += [f"sent: {item.line()}  ({item.title})" for item in report.sent]
+    err = [f"note: {line}" for line in report.notes]
+    err += [f"failed (tried again next time): {item.line()}" for item in report.failed]
+    err += [f"given up after {item.attempts} attempts in 24 h: {item.line()}" for item in report.gave_up]
+    return [*out, report.summary()], err
