@@ -99,6 +99,8 @@ def _limits(values: Sequence[float], band: Bounds | None) -> tuple[float, float]
         return None
     lo, hi = min(finite), max(finite)
     span = hi - lo or abs(hi) * 0.1 or 1.0
+    if hi == lo:  # a constant: centred in a range of 10 % of its value
+        lo, hi = lo - span / 2, hi + span / 2
     for bound in band or ():
         if bound is not None and lo - span <= bound <= hi + span:
             lo, hi = min(lo, bound), max(hi, bound)
@@ -141,6 +143,7 @@ def _panel(ax, panel: TrendPanel, upgrades: Sequence[Upgrade], label_upgrades: b
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.tick_params(labelsize=8)
+    ax.xaxis.get_offset_text().set_fontsize(8)
     ax.grid(True, color="#e4e4e4", linewidth=0.6)
 
 
