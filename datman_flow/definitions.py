@@ -7,11 +7,12 @@ from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
 from datman_flow.defs.study_assets import compliance_after_ingest, protocol_compliance, refresh_compliance_job
+from datman_flow.defs.trend_assets import qc_trends
 
 # The in-process executor: a session's steps run one after the other anyway, and the
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
-    assets=[*SESSION_ASSETS, protocol_compliance],
+    assets=[*SESSION_ASSETS, protocol_compliance, qc_trends],
     jobs=[ingest_session_job, refresh_compliance_job],
     sensors=[new_xnat_sessions, compliance_after_ingest],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},

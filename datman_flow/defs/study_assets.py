@@ -5,6 +5,7 @@ import dagster as dg
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.trend_assets import qc_trends
 from datman_flow.pipeline.compliance import compliance_step
 
 
@@ -17,7 +18,7 @@ def protocol_compliance(context: dg.AssetExecutionContext, datman: DatmanSetting
     return dg.MaterializeResult(metadata=metadata(reports.metadata()))
 
 
-refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance])
+refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance, qc_trends])
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_session_job],
