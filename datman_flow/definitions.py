@@ -9,13 +9,14 @@ from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings, xnat_from_env
 from datman_flow.defs.sensors import new_xnat_sessions
 from datman_flow.defs.session_assets import SESSION_ASSETS
-from datman_flow.defs.study_assets import protocol_compliance, refresh_compliance_job, sessions_board
+from datman_flow.defs.study_assets import protocol_compliance, refresh_study_views_job, sessions_board
+from datman_flow.defs.trend_assets import qc_trends
 
 # The in-process executor: a session's steps run one after the other anyway, and the
 # multiprocess executor costs seconds of process start-up per step (see benchmarks/).
 defs = dg.Definitions(
-    assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance, sessions_board],
-    jobs=[ingest_session_job, refresh_compliance_job],
+    assets=[*SESSION_ASSETS, SESSION_HEALTH, protocol_compliance, qc_trends, sessions_board],
+    jobs=[ingest_session_job, refresh_study_views_job],
     sensors=[new_xnat_sessions, judge_after_success, judge_after_failure, session_alerts],
     resources={"datman": DatmanSettings(), "xnat": xnat_from_env()},
     executor=dg.in_process_executor,

@@ -43,6 +43,11 @@ class DataLayout:
         return self.root / "dcm" / scan_id.subject_dir
 
     @property
+    def trends(self) -> Path:
+        """The QC trend figures, <data>/trends/<study>_<site>_<tag>[_phantom].png."""
+        return self.root / "trends"
+
+    @property
     def metric_store(self) -> MetricStore:
         """<data>/metrics.duckdb (views) over <data>/store/<table>/<session>.parquet."""
         return MetricStore.under(self.root)

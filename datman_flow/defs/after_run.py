@@ -9,7 +9,7 @@ import dagster as dg
 from datman_flow.defs.health import judge_finished_run
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings
-from datman_flow.defs.study_assets import refresh_compliance_job
+from datman_flow.defs.study_assets import refresh_study_views_job
 
 
 def failure_reason(events: list[dg.DagsterEvent]) -> str:
@@ -34,7 +34,7 @@ def after_run(context: dg.RunStatusSensorContext, datman: DatmanSettings, run_er
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_session_job],
-                      request_job=refresh_compliance_job, default_status=dg.DefaultSensorStatus.RUNNING,
+                      request_job=refresh_study_views_job, default_status=dg.DefaultSensorStatus.RUNNING,
                       minimum_interval_seconds=10,
                       description="judges a session's health when its run has succeeded, then refreshes the "
                                   "study-wide views")
@@ -42,7 +42,7 @@ def judge_after_success(context: dg.RunStatusSensorContext, datman: DatmanSettin
     return after_run(context, datman, "")
 
 
-@dg.run_failure_sensor(monitored_jobs=[ingest_session_job], request_job=refresh_compliance_job,
+@dg.run_failure_sensor(monitored_jobs=[ingest_session_job], request_job=refresh_study_views_job,
                        default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
                        description="records a failed session run as health `failed`, with the error, then "
                                    "refreshes the study-wide views")

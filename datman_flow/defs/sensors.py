@@ -10,7 +10,7 @@ from datman_flow.config import ConfigError
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings, XnatResource
-from datman_flow.defs.study_assets import refresh_compliance_job
+from datman_flow.defs.study_assets import refresh_study_views_job
 from datman_flow.pipeline import watch
 from datman_flow.pipeline.locks import is_locked
 from datman_flow.pipeline.retry import RETRY_TAG
@@ -46,7 +46,7 @@ def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSett
             (context.log.warning if note.gave_up else context.log.info)(note.message)
 
 
-@dg.sensor(jobs=[ingest_session_job, refresh_compliance_job], minimum_interval_seconds=POLL_SECONDS,
+@dg.sensor(jobs=[ingest_session_job, refresh_study_views_job], minimum_interval_seconds=POLL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Polls every configured XNAT project for sessions inserted since the cursor; "
                        "runs again, after 10, 30 and 90 minutes, sessions whose transfer from XNAT failed.")
@@ -75,7 +75,7 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
         exp = rejected.experiment
         context.log.warning(f"session {exp.label!r} ({exp.project}) not ingested: {rejected.reason}")
     board = [dg.RunRequest(run_key="board-after-" + ",".join(sorted(r.experiment.label for r in found.rejected)),
-                           job_name=refresh_compliance_job.name)] if found.rejected else []
+                           job_name=refresh_study_views_job.name)] if found.rejected else []
     if not found.new and not found.retries and not board:
         context.update_cursor(state.to_json())
         problems = "".join(f"; {error}" for error in found.errors)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.trend_assets import qc_trends
 from datman_flow.pipeline.board import board_step
 from datman_flow.pipeline.compliance import compliance_step
 
@@ -25,5 +26,8 @@ def sessions_board(datman: DatmanSettings) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata(board_step(datman.layout()).metadata()))
 
 
-refresh_compliance_job = dg.define_asset_job("refresh_compliance", selection=[protocol_compliance, sessions_board])
+# The study-wide views, refreshed after every session run (after_run.py) and when the sensor
+# refuses a label (sensors.py).
+refresh_study_views_job = dg.define_asset_job("refresh_study_views",
+                                              selection=[protocol_compliance, qc_trends, sessions_board])
 
