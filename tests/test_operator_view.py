@@ -16,6 +16,7 @@ from datman_flow.store import MetricStore, SessionRow
 from datman_flow.xnat.emulator import XnatEmulator
 
 from pipeline_helpers import CONFIGS, PHANTOM, sample_template
+from ui_helpers import browser_missing, chromium_page, dagster_webserver, open_check_partition, open_page
 
 NO_DTI = "SPN01_CMH_0002_01_01"  # the sample session whose DTI was not acquired
 NOT_ON_XNAT = "SPN01_CMH_0099_01_01"  # a valid label XNAT does not have: its run fails
@@ -30,11 +31,13 @@ def operator(tmp_path_factory):
     (root / "dagster_home").mkdir()
     mp = pytest.MonkeyPatch()
     with XnatEmulator(root / "xnat", port=0, user="u", password="p") as xnat, \
-            dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+            dg.instance_for_test(temp_dir=str(root / "dagster_home"), set_dagster_home=False) as instance:
         for key, value in {"DATMAN_XNAT_URL": xnat.url, "XNAT_USER": "u", "XNAT_PASS": "p"}.items():
             mp.setenv(key, value)
         runs = {label: run_session(instance, label, CONFIGS, root / "data") for label in (NO_DTI, PHANTOM, NOT_ON_XNAT)}
-        yield instance, runs, root / "data"
+        env = {"DATMAN_XNAT_URL": xnat.url, "XNAT_USER": "u", "XNAT_PASS": "p", "DATMAN_CONFIG_DIR": str(CONFIGS),
+               "DATMAN_DATA_DIR": str(root / "data")}
+        yield instance, runs, root / "data", root / "dagster_home", env
     mp.undo()
 
 
@@ -49,7 +52,7 @@ def check_history(instance: dg.DagsterInstance, asset: str, check: str) -> dict[
 
 
 def test_each_sessions_check_results_are_on_its_partition(operator):
-    instance, runs, _ = operator
+    instance, runs, *_ = operator
     expected = check_history(instance, "series_index", "expected_series")
     # the failed run planned its checks and never evaluated them (the UI shows them as not run)
     assert expected == {NO_DTI: ["FAILED"], PHANTOM: ["SUCCEEDED"], NOT_ON_XNAT: ["PLANNED"]}
@@ -63,7 +66,7 @@ def test_each_sessions_check_results_are_on_its_partition(operator):
 
 
 def test_health_is_a_run_tag_a_partition_and_a_check(operator):
-    instance, runs, _ = operator
+    instance, runs, *_ = operator
     verdicts = {label: instance.get_run_by_id(run.run_id).tags.get(HEALTH_TAG) for label, run in runs.items()
                 if run.run_id}
     assert verdicts == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
@@ -85,7 +88,7 @@ def test_health_is_a_run_tag_a_partition_and_a_check(operator):
 
 
 def test_health_is_in_the_store_and_the_session_summary(operator):
-    _, runs, data = operator
+    _, runs, data, *_ = operator
     store = MetricStore.under(data)
     assert store.read(SessionRow, NO_DTI)[0].health == "attention"
     rows = {r["session"]: r for r in store.query("SELECT * FROM session_summary")}
@@ -99,7 +102,7 @@ def test_health_is_in_the_store_and_the_session_summary(operator):
 
 
 def test_the_board_lists_the_sessions_that_need_a_person(operator):
-    instance, _, data = operator
+    instance, _, data, *_ = operator
     datman = DatmanSettings(config_dir=str(CONFIGS), data_dir=str(data))
     assert dg.materialize([sessions_board], instance=instance, resources={"datman": datman}).success
     record = instance.fetch_materializations(dg.AssetKey("sessions_board"), limit=1).records[0]
@@ -116,7 +119,7 @@ def test_the_board_lists_the_sessions_that_need_a_person(operator):
 
 def test_the_sensors_judge_a_finished_run_and_refresh_the_study_views(operator):
     """What the daemon does after each run of the sensor's: the same verdict, reported again."""
-    instance, runs, data = operator
+    instance, runs, data, *_ = operator
     datman = DatmanSettings(config_dir=str(CONFIGS), data_dir=str(data))
     for label, sensor, status in ((NO_DTI, judge_after_success, "PIPELINE_SUCCESS"),
                                   (NOT_ON_XNAT, judge_after_failure, "PIPELINE_FAILURE")):
@@ -131,3 +134,21 @@ def test_the_sensors_judge_a_finished_run_and_refresh_the_study_views(operator):
     assert len(reported.records) == 2  # the runner's report, then the sensor's
     assert reported.records[0].asset_materialization.metadata["health"].value == "failed"
     assert "is not in XNAT project" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(browser_missing()), reason=browser_missing() or "browser present")
+def test_the_ui_shows_the_failed_check_and_the_qc_picture_of_the_session_missing_its_dti(operator):
+    """The real dagster-webserver over this instance, in headless Chromium, as an operator opens it."""
+    *_, home, env = operator
+    with dagster_webserver(home, env) as base, chromium_page() as page:
+        open_check_partition(page, base, "series_index", "expected_series", NO_DTI)
+        assert page.get_by_text(f"{NO_DTI}: missing DTI60 (0/1)").first.is_visible()
+        assert page.get_by_text("Failed", exact=True).last.is_visible()
+
+        open_page(page, f"{base}/assets/qc_metrics?view=partitions&partition={NO_DTI}")
+        pictures = page.locator("img[src^='data:image/png']")
+        pictures.first.wait_for()
+        assert pictures.count() == 2  # its T1 and its resting state
+        widths = [pictures.nth(i).evaluate("img => img.naturalWidth") for i in range(pictures.count())]
+        assert all(w > 100 for w in widths)  # decoded pictures, not broken images
