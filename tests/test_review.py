@@ -4,9 +4,17 @@ pictures served, everything else refused with 404; the links the UI's thumbnails
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from urllib.error import URLError
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import pytest
 
@@ -123,3 +131,32 @@ def test_the_base_url_comes_from_the_option_or_the_environment_and_is_checked():
                 "http://h/x?y=1", "http://h/#top", "http://u:p@h", "http://h/a b", "http://h/a)(b"):
         with pytest.raises(BadPicturesUrl, match="environment variable DATMAN_PICTURES_URL"):
             pictures_url_from(None, {"DATMAN_PICTURES_URL": bad})
+
+
+def test_the_review_command_serves_the_data_folder_until_stopped(served):
+    _, data, pictures = served
+    with socket.socket() as probe:  # a free port (released just before the server takes it)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "datman_flow.cli", "review", "--port", str(port), "--data-dir", str(data)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urlopen(f"http://127.0.0.1:{port}/pictures/{QC_LABEL}/{pictures[0].name}", timeout=5) as reply:
+                    assert reply.status == 200 and reply.read() == pictures[0].read_bytes()
+                break
+            except URLError:
+                assert server.poll() is None and time.monotonic() < deadline, "the review app did not start"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    # uvicorn shuts down cleanly, then ends by the signal it was sent
+    assert server.returncode in (0, -signal.SIGTERM) and "Finished server process" in output, output
+    assert f"DATMAN_PICTURES_URL=http://127.0.0.1:{port}" in output
+    missing = subprocess.run([*command[:-1], str(data / "nowhere")], capture_output=True, text=True, env=env,
+                             timeout=60, check=False)
+    assert missing.returncode == 2 and "no data folder at" in missing.stderr

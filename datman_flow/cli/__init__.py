@@ -3,8 +3,8 @@
 Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./configs) and
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
-# The argument parser is here; what each command does is in commands.py, ingest.py, gold.py
-# and demo.py, and everything printed for a person goes through render.py.
+# The argument parser is here; what each command does is in commands.py, ingest.py, gold.py,
+# review.py and demo.py, and everything printed for a person goes through render.py.
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import logging
 from datman_flow.cli import commands
 from datman_flow.cli import ingest as ingest_command
 from datman_flow.cli.gold import add_gold_commands
+from datman_flow.cli.review import add_review_command
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
 
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--type", required=True, choices=list(QC_KINDS))
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
     qc.set_defaults(func=commands.qc)
+
+    add_review_command(sub)
 
     status = sub.add_parser("status", help="print the sessions and series recorded in the metric store")
     add_dirs(status)
