@@ -1,5 +1,6 @@
 """Shared fixtures: the real DICOM archives of ../shared/dicom, unpacked once per test session;
-one small session served by the XNAT emulator, and a client for it (the client tests)."""
+one small session served by the XNAT emulator, and a client for it (the client tests); one
+session's series measured by the QC step, with real pictures (the picture tests)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from xnat_helpers import LABEL, make_session
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DICOM = REPO.parent / "shared" / "dicom"
 ARCHIVES = ("siemens_xa30", "ge_siemens_nih", "siemens_mosaic", "philips_ingenia")
+QC_LABEL = "SPN01_CMH_0001_01_01"  # the session of the `qc_session` fixture
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "real_dicom" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def qc_session(tmp_path_factory: pytest.TempPathFactory):
+    """A data folder with one session's converted T1, RST and DTI60 series (small phantoms) in
+    their NIfTI folder, with real QC pictures: (data folder, [SeriesQC]). The RST and DTI60
+    series go through the QC step; the T1's picture is drawn from given metrics (the T1
+    analysis alone takes seconds)."""
+    import nibabel as nib
+    import numpy as np
+
+    from datman_flow.layout import DataLayout
+    from datman_flow.naming import parse_session_label
+    from datman_flow.pipeline.qc import SeriesQC, measure_series
+    from datman_flow.qc.measure import companion, picture
+    from datman_flow.qc.result import QCResult
+    from datman_flow.records import SeriesRecord
+    from datman_flow.samples import phantom
+    from datman_flow.samples.sessions import BOLD_GRID, DWI_GRID, SMALL_T1_GRID, dwi_scheme
+
+    data = tmp_path_factory.mktemp("qc_session") / "data"
+    folder = DataLayout(data).nii(parse_session_label(QC_LABEL))
+    folder.mkdir(parents=True)
+    bvals, bvecs = dwi_scheme()
+    series = [("2", "T1", "anat", SMALL_T1_GRID, phantom.t1w_volume(SMALL_T1_GRID, 3)),
+              ("3", "RST", "fmri", BOLD_GRID, phantom.bold_series(BOLD_GRID, 7, n_volumes=12, motion_mm=0.1)),
+              ("4", "DTI60", "dwi", DWI_GRID, phantom.dwi_series(DWI_GRID, 7, bvals, bvecs))]
+    measured = []
+    for number, tag, kind, grid, volume in series:
+        nifti = folder / f"{QC_LABEL}_{tag}_0{number}_{tag.lower()}.nii.gz"
+        nib.save(nib.Nifti1Image(volume.astype(np.float32), np.diag([*grid.spacing, 1.0])), nifti)
+        if kind == "dwi":
+            np.savetxt(companion(nifti, ".bval"), bvals[None], fmt="%g")
+            np.savetxt(companion(nifti, ".bvec"), bvecs.T, fmt="%.6f")
+        record = SeriesRecord(session=QC_LABEL, scan_id=number, series_number=number, description=tag.lower(),
+                              download_status="complete", tag=tag, nifti_path=str(nifti),
+                              conversion_status="converted")
+        if kind == "anat":
+            result = QCResult("anat", {"snr_total": 11.0, "cnr": 3.2, "cjv": 0.45, "efc": 0.52, "fber": 4000.0})
+            png = picture("anat", nifti, result, companion(nifti, "_qc.png"))
+            measured.append(SeriesQC(record, kind, "measured", result=result, picture_path=str(png)))
+        else:
+            measured.append(measure_series(record, kind))
+    assert all(q.picture_path for q in measured), [q.message for q in measured]
+    return data, measured

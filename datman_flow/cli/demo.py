@@ -2,8 +2,10 @@
 
 Everything lives under one folder (./demo by default): xnat/ (what the emulator serves),
 staging/ (generated sessions waiting to "arrive"), data/ (datman-flow's outputs and metric
-store) and dagster_home/. Sessions are moved from staging/ into xnat/ one at a time, as a
-scanner would send them, so the sensor has something new to notice.
+store) and dagster_home/. With the UI, the review app serves the full-size QC pictures on the
+port after the UI's (DATMAN_PICTURES_URL tells the Dagster process where). Sessions are moved
+from staging/ into xnat/ one at a time, as a scanner would send them, so the sensor has
+something new to notice.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def run_headless(root: Path, samples, config_dir: Path) -> int:
 
 
 def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
+    from datman_flow.review.server import ReviewServer
+    from datman_flow.review.urls import PICTURES_URL_VAR
+
     workspace = root / "workspace.yaml"
     workspace.write_text("load_from:\n  - python_module:\n      module_name: datman_flow.definitions\n"
                          "      location_name: datman_flow\n")
@@ -108,13 +113,17 @@ def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
             arrive(root, sample)
             print(arrival_line(sample.label, sample.note, datetime.now(), colour), flush=True)
 
-    threading.Thread(target=feed, daemon=True).start()
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    print(f"Dagster UI on http://127.0.0.1:{ui_port} : sessions arrive every {interval:.0f} s and the sensor "
-          "(every 30 s) ingests them. Ctrl-C stops everything.", flush=True)
-    try:
-        return subprocess.call([dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)])
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop.set()
+    # the full-size QC pictures that the UI's thumbnails link to, on the next port
+    with ReviewServer(root / "data", host="127.0.0.1", port=ui_port + 1) as pictures:
+        os.environ[PICTURES_URL_VAR] = pictures.url
+        threading.Thread(target=feed, daemon=True).start()
+        print(f"Dagster UI on http://127.0.0.1:{ui_port} : sessions arrive every {interval:.0f} s and the sensor "
+              f"(every 30 s) ingests them; full-size QC pictures on {pictures.url}. Ctrl-C stops everything.",
+              flush=True)
+        try:
+            return subprocess.call([dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)])
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            stop.set()

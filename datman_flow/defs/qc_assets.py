@@ -15,10 +15,12 @@ from datman_flow.records import SeriesRecord
 @dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, check_specs=[HEALTHY_SPEC])
 def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti: list[SeriesRecord]):
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,
-    with a picture and an MRIQC-format JSON beside each NIfTI."""
+    with a picture and an MRIQC-format JSON beside each NIfTI; the pictures shown inline, linked
+    to their full size on `datman-flow review` when its URL is set."""
+    pictures_url = datman.pictures_base_url()  # a bad URL is refused before the work
     target, layout = datman.session(context.partition_key), datman.layout()
     measured = qc_step(target, layout, nifti, datman.load_config().tags)
     log_all(context.log, summary.qc_warnings(measured))
     health = judge(read_facts(layout, target.label))
-    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured)),
+    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured, pictures_url)),
                                 check_results=[check_result(health_outcome(health), target.label)])

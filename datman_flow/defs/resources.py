@@ -16,6 +16,7 @@ from datman_flow.pipeline.poll import settle_from_env
 from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.pipeline.watch import LISTING_RETRY_SECONDS
+from datman_flow.review.urls import BadPicturesUrl, pictures_url_from
 from datman_flow.xnat import XnatClient
 
 
@@ -32,6 +33,9 @@ class DatmanSettings(dg.ConfigurableResource):
     # minutes a new or changed session must stay unchanged on XNAT before it is run;
     # -1: env DATMAN_SETTLE_MINUTES, else 10
     settle_minutes: int = -1
+    # base URL of `datman-flow review`, which serves the full-size QC pictures the UI's thumbnails
+    # link to; "": env DATMAN_PICTURES_URL, else no links (the thumbnail and the server path)
+    pictures_url: str = ""
 
     def settle(self) -> timedelta:
         if self.settle_minutes >= 0:
@@ -59,6 +63,13 @@ class DatmanSettings(dg.ConfigurableResource):
         try:
             return resolve_session(self.load_config(), label)
         except (SessionRejected, ConfigError) as exc:
+            raise dg.Failure(description=str(exc)) from None
+
+    def pictures_base_url(self) -> str:
+        """The checked base URL of the picture server, or '' (dg.Failure when it is not an http(s) URL)."""
+        try:
+            return pictures_url_from(self.pictures_url or None)
+        except BadPicturesUrl as exc:
             raise dg.Failure(description=str(exc)) from None
 
     def layout(self) -> DataLayout:

@@ -16,6 +16,7 @@ from datman_flow.pipeline.convert import ConvertedSession
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.drift import DriftResult, promote_hint
 from datman_flow.pipeline.index import IndexedSession
+from datman_flow.pipeline.picture_summary import pictures_markdown
 from datman_flow.pipeline.qc import SeriesQC
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.qc.kinds import QC_KINDS
@@ -187,7 +188,8 @@ def drift_errors(result: DriftResult) -> list[str]:
 
 # ---- qc_metrics -----------------------------------------------------------------------------------
 
-def qc_metadata(measured: Sequence[SeriesQC]) -> Metadata:
+def qc_metadata(measured: Sequence[SeriesQC], pictures_url: str = "") -> Metadata:
+    """`pictures_url`: the review app's base URL, for links to the full-size pictures ('' : none)."""
     metadata: Metadata = {
         "measured": sum(1 for q in measured if q.status == "measured"),
         "failed": sum(1 for q in measured if q.status == "failed"),
@@ -201,6 +203,9 @@ def qc_metadata(measured: Sequence[SeriesQC]) -> Metadata:
     for q in measured:
         if q.picture_path:
             metadata[f"picture_{q.series.series_number}_{q.series.tag}"] = Path(q.picture_path)
+    pictures = pictures_markdown(measured, pictures_url)
+    if pictures:
+        metadata["pictures"] = Markdown(pictures)
     problems = [(q.series.series_number, q.series.tag, q.message) for q in measured if q.message]
     if problems:
         metadata["problems"] = markdown_table(["series", "tag", "problem"], problems)
