@@ -16,7 +16,7 @@ from datman_flow.store import MetricStore, SessionRow
 from datman_flow.xnat.emulator import XnatEmulator
 
 from pipeline_helpers import CONFIGS, PHANTOM, sample_template
-from ui_helpers import browser_missing, chromium_page, dagster_webserver, open_check_partition, open_page
+from ui_helpers import browser_missing, chromium_page, dagster_webserver, open_check_partition, open_markdown, open_page
 
 NO_DTI = "SPN01_CMH_0002_01_01"  # the sample session whose DTI was not acquired
 NOT_ON_XNAT = "SPN01_CMH_0099_01_01"  # a valid label XNAT does not have: its run fails
@@ -147,6 +147,7 @@ def test_the_ui_shows_the_failed_check_and_the_qc_picture_of_the_session_missing
         assert page.get_by_text("Failed", exact=True).last.is_visible()
 
         open_page(page, f"{base}/assets/qc_metrics?view=partitions&partition={NO_DTI}")
+        open_markdown(page, "pictures")
         pictures = page.locator("img[src^='data:image/png']")
         pictures.first.wait_for()
         assert pictures.count() == 2  # its T1 and its resting state

@@ -101,3 +101,10 @@ def open_check_partition(page, base: str, asset: str, check: str, partition: str
     page.get_by_role("tab", name="Partitions").last.click()
     page.get_by_text(partition, exact=True).filter(visible=True).last.click()
     page.get_by_text(f"{partition}: ").first.wait_for()
+
+
+def open_markdown(page, key: str) -> None:
+    """Open a markdown metadata entry (the UI shows it as [Show Markdown] in the table)."""
+    row = page.locator("tr").filter(has=page.get_by_text(key, exact=True))
+    row.get_by_text("Show Markdown").first.click()
+    page.get_by_role("dialog").first.wait_for()
