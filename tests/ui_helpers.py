@@ -99,7 +99,9 @@ def open_check_partition(page, base: str, asset: str, check: str, partition: str
     """A check's Partitions tab with one session's latest result."""
     open_page(page, f"{base}/assets/{asset}?view=checks&checkDetail={check}")
     page.get_by_role("tab", name="Partitions").last.click()
-    page.get_by_text(partition, exact=True).filter(visible=True).last.click()
+    page.get_by_placeholder("Filter by partition").fill(partition)  # the list truncates long labels
+    page.wait_for_timeout(500)
+    page.get_by_text(partition[:8]).filter(visible=True).last.click()
     page.get_by_text(f"{partition}: ").first.wait_for()
 
 
@@ -108,3 +110,4 @@ def open_markdown(page, key: str) -> None:
     row = page.locator("tr").filter(has=page.get_by_text(key, exact=True))
     row.get_by_text("Show Markdown").first.click()
     page.get_by_role("dialog").first.wait_for()
+    page.wait_for_timeout(800)  # the dialog fades in
