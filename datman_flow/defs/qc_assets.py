@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from datman_flow.defs.metadata import log_all, metadata
+from datman_flow.defs.checks import QC_OUTLIERS_SPEC
+from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.pipeline import summary
@@ -10,10 +11,12 @@ from datman_flow.pipeline.qc import qc_step
 from datman_flow.records import SeriesRecord
 
 
-@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"})
+@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, check_specs=[QC_OUTLIERS_SPEC])
 def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti: list[SeriesRecord]):
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,
-    with a picture and an MRIQC-format JSON beside each NIfTI."""
-    measured = qc_step(datman.session(context.partition_key), datman.layout(), nifti, datman.load_config().tags)
+    with a picture and an MRIQC-format JSON beside each NIfTI; then the qc_outliers check."""
+    target = datman.session(context.partition_key)
+    measured = qc_step(target, datman.layout(), nifti, datman.load_config().tags)
     log_all(context.log, summary.qc_warnings(measured))
-    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured)))
+    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured) | summary.flag_metadata(measured)),
+                                check_results=[check_result(summary.qc_outliers_outcome(target.label, measured))])
