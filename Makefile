@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-headless lint test test-quick bench bench-qc clean
+.PHONY: setup demo demo-headless lint test test-quick bench bench-qc bench-outliers clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared
 
 bench-qc: setup      ## benchmarks/qc.py: QC metrics of the Philips MPRAGE, BOLD and DTI
 	$(BIN)/python benchmarks/qc.py
+
+bench-outliers: setup ## benchmarks/outliers.py: the QC outlier step of one session against 1,000 earlier ones
+	$(BIN)/python benchmarks/outliers.py
 
 clean:
 	rm -rf demo data .pytest_cache

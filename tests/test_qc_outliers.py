@@ -27,7 +27,7 @@ from datman_flow.pipeline.resolve import resolve_session
 from datman_flow.qc.measure import mriqc_record
 from datman_flow.qc.result import QCResult
 from datman_flow.store import HeaderParameterRow, MetricStore, QcMetricRow, SessionRow
-from datman_flow.store.qc_queries import HistoryKey, earlier_metric_values, metric_history
+from datman_flow.store.qc_queries import HistoryKey, metric_history
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 E11, E11C = "syngo MR E11", "syngo MR E11C"
@@ -116,29 +116,27 @@ def test_history_keeps_only_earlier_sessions_of_the_same_site_tag_software_and_k
     add_session(store, "SPN01_CMH_0009_01_01", "20240303", {("4", "T1"): {"tsnr": 1.0}})  # other tag
     add_session(store, NEW, "20240310", {("3", "RST"): {"tsnr": 1.0}}, insert_date="2024-03-10 09:00:00.000")
 
-    def sessions(**kw):
+    key = HistoryKey("RST", E11, ("tsnr", "fd_mean"))
+
+    def history(**kw):
         args = {"phantom": False, "other_than": NEW, "scan_date": "20240310",
                 "insert_date": "2024-03-10 09:00:00.000"} | kw
-        found = earlier_metric_values(store, "SPN01", "CMH", [HistoryKey("RST", E11, ("tsnr", "fd_mean"))], **args)
-        return sorted({(v.session, v.metric) for v in found})
+        return metric_history(store, "SPN01", "CMH", [key], **args)[key]
 
-    assert sessions() == [("SPN01_CMH_0001_01_01", "fd_mean"), ("SPN01_CMH_0001_01_01", "tsnr"),
-                          ("SPN01_CMH_0002_01_01", "tsnr"),  # its NaN fd_mean is left out
-                          ("SPN01_CMH_0003_01_01", "fd_mean"), ("SPN01_CMH_0003_01_01", "tsnr")]
-    # dates unknown: every other session of the site, never the session itself
-    assert {s for s, _ in sessions(scan_date="", insert_date="")} == {
-        "SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01", "SPN01_CMH_0003_01_01", "SPN01_CMH_0004_01_01",
-        "SPN01_CMH_0005_01_01"}
-    assert {s for s, _ in sessions(phantom=True, other_than="SPN01_CMH_PHA_FBN0002", scan_date="20240401")} == {
-        "SPN01_CMH_PHA_FBN0001"}  # phantoms only against phantoms
-    other = earlier_metric_values(store, "SPN01", "CMH", [HistoryKey("RST", E11C, ("tsnr",))], phantom=False,
-                                  other_than=NEW)
-    assert [(v.session, v.software, v.series_number, v.value) for v in other] == [
-        ("SPN01_CMH_0006_01_01", E11C, "3", 50.0)]
-    by_metric = metric_history(store, "SPN01", "CMH", "RST", E11, ["tsnr", "aqi"], phantom=False, other_than=NEW,
-                               scan_date="20240302")
-    assert [v.value for v in by_metric["tsnr"]] == [50.0] and by_metric["aqi"] == []
-    assert earlier_metric_values(store, "SPN01", "CMH", [], phantom=False, other_than=NEW) == []
+    found = history()
+    assert sorted(found.values["tsnr"]) == [50.0, 50.0, 52.0] and found.values["fd_mean"] == (0.2, 0.2)
+    assert found.metric_sessions == {"tsnr": 3, "fd_mean": 2}  # 0002's NaN fd_mean is left out
+    assert found.sessions == 3  # 0001, 0002 and 0003 (the same day, inserted earlier)
+    # dates unknown: every other session of the site (0001 to 0005), never the session itself
+    assert history(scan_date="", insert_date="").sessions == 5
+    phantoms = history(phantom=True, other_than="SPN01_CMH_PHA_FBN0002", scan_date="20240401")
+    assert phantoms.sessions == 1 and phantoms.values == {"tsnr": (50.0,), "fd_mean": (0.2,)}  # only the phantom
+    other, none = HistoryKey("RST", E11C, ("tsnr",)), HistoryKey("RST", "syngo MR XA60", ("tsnr",))
+    both = metric_history(store, "SPN01", "CMH", [key, other, none], phantom=False, other_than=NEW)
+    assert both[other].values == {"tsnr": (50.0,)} and both[other].sessions == 1  # 0006, other software
+    assert both[none].values == {} and both[none].sessions == 0
+    assert both[key].sessions == 5
+    assert metric_history(store, "SPN01", "CMH", [], phantom=False, other_than=NEW) == {}
 
 
 # ---- the step, recorded in the store ------------------------------------------------------------
@@ -241,3 +239,27 @@ def test_mriqc_json_carries_the_typical_range_flags(tmp_path):
         {"metric": "tsnr", "value": 14.2, "basis": "typical range", "low": 20.0, "high": 120.0, "better": "higher"},
         {"metric": "dvars_std", "value": 2.5, "basis": "typical range", "low": 0.8, "high": 2.0, "better": "in range"}]
     assert mriqc_record(QCResult("dwi", {"snr_b0": 1.0}), nifti)["datman_flags"] == []
+
+
+def test_history_counts_sessions_not_series_and_reads_files_of_an_older_schema(lab):
+    import duckdb
+
+    configs, layout = lab
+    store = layout.metric_store
+    for i in range(8):  # two RST series per session; aqi only in four of them
+        aqi = {"aqi": 0.01} if i < 4 else {}
+        add_session(store, f"SPN01_CMH_{i:04d}_01_01", f"202403{i + 1:02d}",
+                    {("3", "RST"): {"tsnr": 55.0 + i, **aqi}, ("5", "RST"): {"tsnr": 56.0 + i, **aqi}})
+    # a sessions file of an older schema (no insert_date, no health): the history query falls back
+    # on the views (union_by_name) and reads it all the same
+    old = "SPN01_CMH_0050_01_01"
+    add_session(store, old, "20240310", {("3", "RST"): {"tsnr": 57.0}})
+    target = store.parquet_dir / "sessions" / f"{old}.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT '{old}' AS session, 'SPN01' AS study, 'CMH' AS site, false AS is_phantom, "
+                    f"'20240310' AS scan_date, 'ingested' AS status) TO '{target}' (FORMAT parquet)")
+    [series] = run_step(configs, layout, NEW, {"tsnr": 56.0, "aqi": 5.0})
+    assert series.n_history == 9 and series.compared
+    assert series.site_flags == ()  # aqi has 4 earlier sessions: not compared, however far off
+    assert stored(layout, f"SELECT health FROM sessions WHERE session = '{old}'") == [{"health": None}]
+    assert store.quarantined() == []  # a file of an older schema is not an unreadable one

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ from datman_flow.pipeline import persist
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.qc.kinds import QCKind, qc_kind, range_flags, usual_text
 from datman_flow.store import CheckRow, HeaderParameterRow, MetricStore, QcFlagRow, SessionRow
-from datman_flow.store.qc_queries import SOFTWARE_FIELD, HistoryKey, earlier_metric_values
+from datman_flow.store.qc_queries import SOFTWARE_FIELD, HistoryKey, MetricHistory, metric_history
 
 CHECK_NAME = "qc_outliers"
 SITE_HISTORY, TYPICAL_RANGE = "site history", "typical range"
@@ -96,14 +95,6 @@ class MeasuredSeries:
 
 
 @dataclass(frozen=True)
-class EarlierValues:
-    """The history of one series: metric -> the earlier values, and the sessions they come from."""
-
-    values: Mapping[str, Sequence[float]]
-    sessions: int
-
-
-@dataclass(frozen=True)
 class SeriesOutliers:
     series_number: str
     tag: str
@@ -158,14 +149,14 @@ def flag_text(flag: QcFlagRow, min_history: int) -> str:
             f"(site history n={flag.n_history} < {min_history})")
 
 
-def site_flags(session: str, series: MeasuredSeries, history: EarlierValues, software: str,
+def site_flags(session: str, series: MeasuredSeries, history: MetricHistory, software: str,
                settings: QcOutliers) -> list[QcFlagRow]:
     """The key metrics of `series` that are outliers against `history` (each metric compared
-    once its own history holds `min_history` values)."""
+    once `min_history` earlier sessions hold it)."""
     flags = []
     for metric in qc_kind(series.kind).key_metrics:
         earlier = history.values.get(metric, ())
-        if metric not in series.metrics or len(earlier) < settings.min_history:
+        if metric not in series.metrics or history.metric_sessions.get(metric, 0) < settings.min_history:
             continue
         value, stats = float(series.metrics[metric]), robust_stats(earlier)
         z = stats.z(value) if math.isfinite(value) else None
@@ -174,7 +165,7 @@ def site_flags(session: str, series: MeasuredSeries, history: EarlierValues, sof
         low, high = stats.bounds(settings.z)
         flags.append(QcFlagRow(session=session, series_number=series.series_number, tag=series.tag, metric=metric,
                                value=value, basis=SITE_HISTORY, low=low, high=high, median=stats.median, z=z,
-                               n_history=history.sessions, software=software))
+                               n_history=history.metric_sessions[metric], software=software))
     return flags
 
 
@@ -184,7 +175,7 @@ def typical_flags(session: str, series: MeasuredSeries, n_history: int, software
                       n_history=n_history, software=software) for f in range_flags(series.kind, series.metrics)]
 
 
-def series_outliers(session: str, series: MeasuredSeries, history: EarlierValues, software: str,
+def series_outliers(session: str, series: MeasuredSeries, history: MetricHistory, software: str,
                     settings: QcOutliers) -> SeriesOutliers:
     compared = history.sessions >= settings.min_history
     found = site_flags(session, series, history, software, settings) if compared else []
@@ -215,20 +206,12 @@ def series_software(store: MetricStore, session: str) -> dict[tuple[str, str], s
 
 
 def session_history(store: MetricStore, target: SessionTarget,
-                    keys: Sequence[HistoryKey]) -> dict[HistoryKey, EarlierValues]:
-    """Each key's earlier values, from ONE query over the store."""
+                    keys: Sequence[HistoryKey]) -> dict[HistoryKey, MetricHistory]:
+    """Each key's earlier values (sessions scanned before this one), from ONE query over the store."""
     own = store.read(SessionRow, target.label)
     sid = target.scan_id
-    found = earlier_metric_values(store, sid.study, sid.site, keys, phantom=sid.is_phantom, other_than=target.label,
-                                  scan_date=own[0].scan_date if own else "",
-                                  insert_date=own[0].insert_date if own else "")
-    values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    sessions: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for v in found:
-        values[(v.tag, v.software)][v.metric].append(v.value)
-        sessions[(v.tag, v.software)].add(v.session)
-    return {key: EarlierValues(dict(values[(key.tag, key.software)]), len(sessions[(key.tag, key.software)]))
-            for key in keys}
+    return metric_history(store, sid.study, sid.site, keys, phantom=sid.is_phantom, other_than=target.label,
+                          scan_date=own[0].scan_date if own else "", insert_date=own[0].insert_date if own else "")
 
 
 def check_rows(session: str, found: Sequence[SeriesOutliers]) -> list[CheckRow]:
