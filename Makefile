@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-trends clean
+.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-trends bench-outliers clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,9 @@ bench-qc: setup      ## benchmarks/qc.py: QC metrics of the Philips MPRAGE, BOLD
 
 bench-trends: setup  ## benchmarks/trends.py: the qc_trends step on a store of 1,000 synthetic sessions
 	PYTHONPATH=. $(BIN)/python benchmarks/trends.py
+
+bench-outliers: setup ## benchmarks/outliers.py: the QC outlier step of one session against 1,000 earlier ones
+	$(BIN)/python benchmarks/outliers.py
 
 clean:
 	rm -rf demo data .pytest_cache

@@ -115,6 +115,7 @@ def test_qc_command_prints_metrics_as_json(tmp_path):
     import nibabel as nib
     import numpy as np
 
+    from datman_flow.qc.kinds import range_flags
     from datman_flow.samples import phantom
     from datman_flow.samples.sessions import BOLD_GRID
 
@@ -125,6 +126,7 @@ def test_qc_command_prints_metrics_as_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["type"] == "fmri" and {"tsnr", "fd_mean", "dvars_std", "efc"} <= set(report["metrics"])
+    assert report["flags"] == [f.as_json() for f in range_flags("fmri", report["metrics"])]  # outside typical ranges
     assert (tmp_path / "bold.png").stat().st_size > 10_000
     missing = run_cli("qc", str(tmp_path / "nope.nii.gz"), "--type", "fmri")
     assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -60,6 +60,7 @@ def compliance(args: argparse.Namespace) -> int:
 
 
 def qc(args: argparse.Namespace) -> int:
+    from datman_flow.qc.kinds import range_flags
     from datman_flow.qc.measure import analyse, picture
 
     nifti = Path(args.nifti)
@@ -74,8 +75,9 @@ def qc(args: argparse.Namespace) -> int:
     result = measured.result
     if args.picture:
         picture(args.type, nifti, measured, Path(args.picture))
+    flags = [f.as_json() for f in range_flags(args.type, result.metrics)]  # outside their typical range
     print(json.dumps({"file": str(nifti), "type": args.type, "seconds": round(result.seconds, 2),
-                      "metrics": result.metrics}, indent=2, sort_keys=True, default=float))
+                      "metrics": result.metrics, "flags": flags}, indent=2, sort_keys=True, default=float))
     return 0
 
 

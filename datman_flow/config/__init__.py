@@ -2,7 +2,7 @@
 
 from datman_flow.config.errors import ConfigError, ConfigIssue
 from datman_flow.config.load import check_config, load_config
-from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
+from datman_flow.config.models import LabConfig, QcOutliers, SiteConfig, StudyConfig, TagInfo, TagRule, XnatConfig
 
 __all__ = [
     "load_config",
@@ -13,6 +13,7 @@ __all__ = [
     "TagRule",
     "TagInfo",
     "XnatConfig",
+    "QcOutliers",
     "ConfigError",
     "ConfigIssue",
 ]

@@ -91,6 +91,12 @@ def _issue(error: Any, doc: YamlDoc, root_type: Any) -> ConfigIssue:
         text = f"expected a whole number, got {describe(value)}"
     elif kind == "greater_than_equal":
         text = f"must be {error['ctx']['ge']} or more, got {describe(value)}"
+    elif kind == "greater_than":
+        text = f"must be more than {error['ctx']['gt']:g}, got {describe(value)}"
+    elif kind in ("float_type", "float_parsing"):
+        text = f"expected a number, got {describe(value)}"
+    elif kind == "finite_number":
+        text = f"must be a finite number, got {describe(value)}"
     elif kind in ("dict_type", "model_type", "model_attributes_type"):
         text = f"expected a mapping (indented 'key: value' lines), got {describe(value)}"
     elif kind == "list_type":

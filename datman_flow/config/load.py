@@ -29,6 +29,7 @@ from pydicom.datadict import keyword_dict
 
 from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
+from datman_flow.config.outliers import QcOutliersYaml, effective_outliers
 from datman_flow.config.patterns import PatternError, compile_pattern
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
@@ -153,6 +154,7 @@ class _Site(BaseModel):
     tags: dict[RuleTag, _Rule] | None = None
     phantom_tags: dict[RuleTag, _Rule] | None = None
     header_check: HeaderCheckYaml | None = None
+    qc_outliers: QcOutliersYaml | None = None
 
 
 class _Study(BaseModel):
@@ -163,6 +165,7 @@ class _Study(BaseModel):
     tags: dict[RuleTag, _Rule] | None = None
     phantom_tags: dict[RuleTag, _Rule] | None = None
     header_check: HeaderCheckYaml | None = None
+    qc_outliers: QcOutliersYaml | None = None
     sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
 
 
@@ -287,8 +290,10 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
             tags=_effective_rules(raw.tags, site.tags),
             phantom_tags=phantom,
             header_check=site.header_check,
+            qc_outliers=effective_outliers(raw.qc_outliers, site.qc_outliers),
         )
     return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=raw.header_check,
+                       qc_outliers=effective_outliers(raw.qc_outliers),
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project,
                                        require_digest=raw.xnat.require_digest), sites=sites)
 

@@ -98,6 +98,20 @@ class XnatConfig(BaseModel):
     require_digest: bool = False
 
 
+class QcOutliers(BaseModel):
+    """How a series' key QC metrics are compared with the site's own history (pipeline/outliers.py):
+    a robust z beyond `z` is an outlier, once `min_history` earlier sessions are recorded."""
+
+    model_config = _FROZEN
+    min_history: int = Field(8, ge=1)  # earlier sessions needed before comparing with the site's history
+    z: float = Field(3.5, gt=0, allow_inf_nan=False)  # robust z beyond which a metric is an outlier
+
+    def overlaid(self, layer: Mapping[str, Any] | None) -> QcOutliers:
+        """These settings with the keys given in `layer` replaced (a site's block over the study's)."""
+        given = {key: value for key, value in (layer or {}).items() if value is not None}
+        return self.model_copy(update=given) if given else self
+
+
 class SiteConfig(BaseModel):
     model_config = _FROZEN
     code: str
@@ -105,6 +119,7 @@ class SiteConfig(BaseModel):
     tags: dict[str, TagRule]  # effective rules: study rules, replaced tag by tag by the site's
     phantom_tags: dict[str, TagRule] | None = None  # rules for phantom sessions; None: the same as tags
     header_check: HeaderCheckYaml | None = None  # the site's header_check layer
+    qc_outliers: QcOutliers = QcOutliers()  # effective: defaults < study's qc_outliers < site's
 
     def rules_for(self, is_phantom: bool) -> dict[str, TagRule]:
         """The rules (and expected counts) for a participant or a phantom session of this site."""
@@ -119,6 +134,7 @@ class StudyConfig(BaseModel):
     sites: dict[str, SiteConfig]
     source: Path  # the study's YAML file
     header_check: HeaderCheckYaml | None = None  # the study's header_check layer
+    qc_outliers: QcOutliers = QcOutliers()  # the study's (defaults < study); each site has its effective one
 
     def header_settings(self, site: str, tag: str) -> HeaderCheckSettings:
         """The header check for one site and tag: the built-in defaults, then the study's,

@@ -6,6 +6,7 @@ from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.defs.partitions import session_check
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.health import HEALTHY
+from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
 
 EXPECTED_SERIES_SPEC = session_check(EXPECTED_SERIES, "series_index",
                                      "every series the site's protocol expects, no more, no less")
@@ -19,3 +20,8 @@ HEADER_DRIFT_SPEC = session_check(
 HEALTHY_SPEC = session_check(
     HEALTHY, "qc_metrics", "the session needs no person (its health verdict is ok): judged from everything its run "
                            "recorded, once its last step has run; a failed run leaves it not executed")
+
+# Not blocking: an outlier is for a person to look at, not a reason to stop the session.
+QC_OUTLIERS_SPEC = session_check(
+    QC_OUTLIERS, "qc_metrics", "key QC metrics of each measured series against the site's own history (robust z), "
+                               "or MRIQC's typical ranges while that history is short")

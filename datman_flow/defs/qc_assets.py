@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from datman_flow.defs.checks import HEALTHY_SPEC
+from datman_flow.defs.checks import HEALTHY_SPEC, QC_OUTLIERS_SPEC
 from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
@@ -12,15 +12,18 @@ from datman_flow.pipeline.qc import qc_step
 from datman_flow.records import SeriesRecord
 
 
-@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, check_specs=[HEALTHY_SPEC])
+@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, check_specs=[QC_OUTLIERS_SPEC, HEALTHY_SPEC])
 def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti: list[SeriesRecord]):
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,
     with a picture and an MRIQC-format JSON beside each NIfTI; the pictures shown inline, linked
-    to their full size on `datman-flow review` when its URL is set."""
+    to their full size on `datman-flow review` when its URL is set; then the qc_outliers check
+    and the session's health verdict (the healthy check)."""
     pictures_url = datman.pictures_base_url()  # a bad URL is refused before the work
     target, layout = datman.session(context.partition_key), datman.layout()
     measured = qc_step(target, layout, nifti, datman.load_config().tags)
     log_all(context.log, summary.qc_warnings(measured))
     health = judge(read_facts(layout, target.label))
-    return dg.MaterializeResult(metadata=metadata(summary.qc_metadata(measured, pictures_url)),
-                                check_results=[check_result(health_outcome(health), target.label)])
+    return dg.MaterializeResult(
+        metadata=metadata(summary.qc_metadata(measured, pictures_url) | summary.flag_metadata(measured)),
+        check_results=[check_result(summary.qc_outliers_outcome(measured), target.label),
+                       check_result(health_outcome(health), target.label)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from datman_flow.config import TagInfo
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
 from datman_flow.pipeline.locks import session_lock
+from datman_flow.pipeline.outliers import MeasuredSeries, SeriesOutliers, outlier_step
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
@@ -31,6 +32,7 @@ class SeriesQC:
     result: QCResult | None = None
     json_path: str = ""
     picture_path: str = ""
+    outliers: SeriesOutliers | None = None  # measured series: its QC flags and qc_outliers verdict
 
 
 def measure_series(record: SeriesRecord, kind: str) -> SeriesQC:
@@ -73,11 +75,22 @@ def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcSeriesRow]
                         seconds=q.result.seconds if q.result else None) for q in measured]
 
 
+def with_outliers(target: SessionTarget, layout: DataLayout, measured: Sequence[SeriesQC]) -> list[SeriesQC]:
+    """Each measured series compared with the site's history (pipeline/outliers.py), its flags
+    and check row recorded; the SeriesQC carry the verdicts."""
+    done = [q for q in measured if q.result is not None]
+    found = outlier_step(target, layout, [MeasuredSeries(q.series.series_number, str(q.series.tag), q.kind,  # type: ignore[arg-type]
+                                                         q.result.metrics) for q in done if q.result])
+    verdicts = {id(q): o for q, o in zip(done, found)}
+    return [replace(q, outliers=verdicts.get(id(q))) for q in measured]
+
+
 def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRecord],
             registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
-    """Measure the session's series and record their metrics and outcomes."""
+    """Measure the session's series and record their metrics and outcomes, then their QC flags."""
     with session_lock(layout, target.label, "the QC step"):
         measured = measure_session(series, registry)
         persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
         persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
+        measured = with_outliers(target, layout, measured)
     return measured

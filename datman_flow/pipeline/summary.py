@@ -16,10 +16,12 @@ from datman_flow.pipeline.convert import ConvertedSession
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.drift import DriftResult, promote_hint
 from datman_flow.pipeline.index import IndexedSession
+from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
+from datman_flow.pipeline.outliers import SITE_HISTORY, SeriesOutliers, flag_text
 from datman_flow.pipeline.picture_summary import pictures_markdown
 from datman_flow.pipeline.qc import SeriesQC
 from datman_flow.pipeline.resolve import SessionTarget
-from datman_flow.qc.kinds import QC_KINDS
+from datman_flow.qc.kinds import QC_KINDS, usual_text
 from datman_flow.records import PulledSession, SeriesRecord
 
 Metadata = dict[str, object]
@@ -215,3 +217,55 @@ def qc_metadata(measured: Sequence[SeriesQC], pictures_url: str = "") -> Metadat
 def qc_warnings(measured: Sequence[SeriesQC]) -> list[str]:
     return [f"series {q.series.series_number} ({q.series.tag}): {q.message}" for q in measured
             if q.status == "failed" or q.message]
+
+
+# ---- qc_outliers: QC flags against the site's history and the typical ranges ---------------------
+
+def flags_table(found: Sequence[SeriesOutliers]) -> Markdown:
+    """series | tag | metric | value | basis | site median | z | range: every flag of the session."""
+    rows = [(f.series_number, f.tag, f.metric, fmt(f.value), f.basis, "" if f.median is None else fmt(f.median),
+             "" if f.z is None else f"{f.z:.1f}", usual_text((f.low, f.high)))
+            for o in found for f in o.flags]
+    if not rows:
+        return Markdown("no flags: key metrics within the site's history, every metric within its typical range")
+    return markdown_table(["series", "tag", "metric", "value", "basis", "site median", "z", "range"], rows)
+
+
+def outliers_of(measured: Sequence[SeriesQC]) -> list[SeriesOutliers]:
+    return [q.outliers for q in measured if q.outliers is not None]
+
+
+def flag_metadata(measured: Sequence[SeriesQC]) -> Metadata:
+    """The qc_metrics asset's flags: a count and the table."""
+    found = outliers_of(measured)
+    return {"flagged": sum(len(o.flags) for o in found), "flags": flags_table(found)}
+
+
+def qc_outliers_outcome(measured: Sequence[SeriesQC]) -> CheckOutcome:
+    """The qc_outliers check: fails (warn) when a series has a site-history outlier, or a
+    typical-range flag while its history is short."""
+    found = outliers_of(measured)
+    failing = [(o, f) for o in found for f in o.failing]
+    compared = sum(1 for o in found if o.compared)
+    if failing:
+        named = "; ".join(f"series {o.series_number} {o.tag} {flag_text(f, o.min_history)}" for o, f in failing[:3])
+        more = f"; and {len(failing) - 3} more" if len(failing) > 3 else ""
+        description = f"{len(failing)} outlier{'s' if len(failing) > 1 else ''}: {named}{more}"
+    elif found:
+        description = (f"no outliers in {len(found)} series ({compared} against the site's history, "
+                       f"{len(found) - compared} with a history too short)")
+    else:
+        description = "no series measured"
+    series = markdown_table(
+        ["series", "tag", "software", "history", "result", "detail"],
+        [(o.series_number, o.tag, o.software, o.n_history,
+          {True: "PASS", False: "FAIL", None: "not evaluated"}[o.passed], o.detail()) for o in found])
+    return CheckOutcome(QC_OUTLIERS, all(o.passed is not False for o in found), "warn", description, {
+        "flags": flags_table(found),
+        "series": series,
+        "outliers": len(failing),
+        "site_outliers": sum(1 for o in found for f in o.flags if f.basis == SITE_HISTORY),
+        "flagged": sum(len(o.flags) for o in found),
+        "series_compared": compared,
+        "series_short_history": len(found) - compared,
+    })

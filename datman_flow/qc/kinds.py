@@ -75,6 +75,28 @@ def flag(kind: QCKind, metric: str, value: float) -> bool:
     return usual is not None and outside_usual(float(value), usual.bounds, usual.better)
 
 
+@dataclass(frozen=True)
+class RangeFlag:
+    """One metric outside its usual range on the bad side (what the QC picture draws in red)."""
+
+    metric: str
+    value: float
+    usual: UsualRange
+
+    def as_json(self) -> dict[str, object]:
+        """As written in the MRIQC-format JSON (`datman_flags`) and printed by `datman-flow qc`."""
+        low, high = self.usual.bounds
+        return {"metric": self.metric, "value": self.value, "basis": "typical range", "low": low, "high": high,
+                "better": self.usual.better}
+
+
+def range_flags(kind: QCKind, metrics: Mapping[str, float]) -> list[RangeFlag]:
+    """Every metric of ``metrics`` outside its usual range for ``kind`` (:func:`flag`), in the
+    order of the kind's ranges."""
+    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in qc_kind(kind).ranges
+            if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)]
+
+
 def usual_text(bounds: Bounds) -> str:
     """A range as an operator reads it: '1.5 - 5', '>= 8', '<= 0.5' or '' when open."""
     lo, hi = bounds

@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
-from datman_flow.qc.kinds import QCKind, qc_kind
+from datman_flow.qc.kinds import QCKind, qc_kind, range_flags
 from datman_flow.qc.result import QCResult
 
 # kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.
@@ -67,13 +67,15 @@ def md5sum(path: Path) -> str:
 
 
 def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
-    """MRIQC's IQM JSON: the metrics at the top level, `bids_meta` from the sidecar, `provenance`."""
+    """MRIQC's IQM JSON: the metrics at the top level, `bids_meta` from the sidecar, `provenance`, and
+    `datman_flags`: the metrics outside their typical range (what the picture draws in red)."""
     sidecar = companion(nifti, ".json")
     bids_meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     record: dict[str, object] = dict(result.metrics)
     record["bids_meta"] = bids_meta | {"modality": qc_kind(result.kind).modality}
     record["provenance"] = {"md5sum": md5sum(nifti), "version": software_version(), "software": "datman-flow",
                             "settings": {"implementation": "numpy/scipy/nibabel (no FSL, ANTs or AFNI)"}}
+    record["datman_flags"] = [f.as_json() for f in range_flags(result.kind, result.metrics)]
     return record
 
 

@@ -8,6 +8,7 @@ from datman_flow.store.rows import (
     CheckRow,
     HeaderDiffRow,
     HeaderParameterRow,
+    QcFlagRow,
     QcMetricRow,
     QcSeriesRow,
     SeriesRow,
@@ -15,5 +16,5 @@ from datman_flow.store.rows import (
 )
 from datman_flow.store.schema import TABLES
 
-__all__ = ["TABLES", "CheckRow", "HeaderDiffRow", "HeaderParameterRow", "MetricStore", "QcMetricRow", "QcSeriesRow",
-           "SeriesRow", "SessionRow", "ensure_views", "open_store", "query"]
+__all__ = ["TABLES", "CheckRow", "HeaderDiffRow", "HeaderParameterRow", "MetricStore", "QcFlagRow", "QcMetricRow",
+           "QcSeriesRow", "SeriesRow", "SessionRow", "ensure_views", "open_store", "query"]
