@@ -71,6 +71,7 @@ def test_health_is_a_run_tag_a_partition_and_a_check(operator):
                 if run.run_id}
     assert verdicts == {NO_DTI: "attention", PHANTOM: "ok", NOT_ON_XNAT: "failed"}
     assert instance.get_run_by_id(runs[NO_DTI].run_id).tags[REASONS_TAG] == "missing DTI60 (0/1)"
+    assert REASONS_TAG not in instance.get_run_by_id(runs[PHANTOM].run_id).tags
     assert "is not in XNAT project" in instance.get_run_by_id(runs[NOT_ON_XNAT].run_id).tags[REASONS_TAG]
 
     result = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_health")), limit=10)

@@ -26,7 +26,10 @@ SESSION_HEALTH = dg.AssetSpec(
 
 def report_health(instance: dg.DagsterInstance, run_id: str, label: str, health: Health) -> None:
     """Tag the run and report the verdict on the session's partition."""
-    instance.add_run_tags(run_id, {HEALTH_TAG: health.verdict, REASONS_TAG: health.line[:TAG_LIMIT]})
+    tags = {HEALTH_TAG: health.verdict}
+    if health.line:  # an ok run carries no empty reasons tag
+        tags[REASONS_TAG] = health.line[:TAG_LIMIT]
+    instance.add_run_tags(run_id, tags)
     metadata = {"health": health.verdict, "reasons": dg.MetadataValue.md(
         "\n".join(f"- {r}" for r in health.reasons) or "none"), "run_id": run_id}
     instance.report_runless_asset_event(dg.AssetMaterialization(SESSION_HEALTH.key, partition=label,
