@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+from PIL import Image
 
 from datman_flow.cli.ingest import look_once
 from datman_flow.config import load_config
@@ -22,6 +23,7 @@ from datman_flow.defs.study_assets import protocol_compliance, sessions_board
 from datman_flow.defs.trend_assets import qc_trends
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import watch
+from datman_flow.review.server import ReviewServer
 from datman_flow.samples import write_sample_sessions
 from datman_flow.xnat.emulator import XnatEmulator
 
@@ -48,12 +50,16 @@ def photograph(base: str, out: Path) -> list[Path]:
         def shot(name: str) -> None:
             path = out / f"{name}.png"
             page.screenshot(path=str(path))
+            Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)  # a third of the size
             shots.append(path)
 
         open_page(page, f"{base}/assets/sessions_board")
         open_markdown(page, "board")
         shot("operator_board")
         open_check_partition(page, base, "series_index", "expected_series", NO_DTI)
+        page.get_by_placeholder("Filter by partition").fill("")  # every session again, the one chosen kept
+        page.mouse.move(5, 5)
+        page.wait_for_timeout(800)
         shot("operator_session_check")
         open_page(page, f"{base}/assets/qc_metrics?view=partitions&partition={NO_DTI}")
         open_markdown(page, "pictures")
@@ -73,9 +79,11 @@ def main(out: Path) -> int:
         write_sample_sessions(root / "xnat")
         (root / "dagster_home").mkdir()
         with XnatEmulator(root / "xnat", port=0, user="u", password="p") as xnat, \
+                ReviewServer(root / "data") as review, \
                 dg.instance_for_test(temp_dir=str(root / "dagster_home"), set_dagster_home=False) as instance:
             env = {"DATMAN_XNAT_URL": xnat.url, "XNAT_USER": "u", "XNAT_PASS": "p", "DATMAN_SETTLE_MINUTES": "0",
-                   "DATMAN_CONFIG_DIR": str(CONFIGS), "DATMAN_DATA_DIR": str(root / "data")}
+                   "DATMAN_CONFIG_DIR": str(CONFIGS), "DATMAN_DATA_DIR": str(root / "data"),
+                   "DATMAN_PICTURES_URL": review.url}
             ingest_samples(root, instance, env)
             with dagster_webserver(root / "dagster_home", env) as base:
                 for path in photograph(base, out):

@@ -87,11 +87,16 @@ def chromium_page(width: int = 1500, height: int = 1000):
 
 def open_page(page, url: str) -> None:
     """Go to `url` and wait until Dagster has drawn it (its first-visit dialog dismissed)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(url)
     page.wait_for_load_state("networkidle")
     skip = page.get_by_role("button", name="Skip")
-    if skip.count():
+    try:  # Dagster asks a new browser, once, to join its community
+        skip.wait_for(timeout=2500)
         skip.click()
+    except PlaywrightTimeout:
+        pass
     page.wait_for_timeout(500)
 
 
