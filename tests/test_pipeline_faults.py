@@ -124,4 +124,4 @@ def test_rerun_is_idempotent(xnat, tmp_path):
     assert not any("format=zip" in path for _, path in xnat.request_log)  # verified copy kept, not re-downloaded
     counts = stored(data, "SELECT (SELECT count(*) FROM sessions) s, (SELECT count(*) FROM series) r, "
                           "(SELECT count(*) FROM check_results) c")
-    assert counts == [{"s": 1, "r": 1, "c": 2}]  # expected_series and header_drift
+    assert counts == [{"s": 1, "r": 1, "c": 3}]  # expected_series, header_drift and qc_outliers

@@ -96,7 +96,13 @@ def test_siemens_xa30_enhanced(ingest, tmp_path):
     assert Path(dwi.nifti_path).name == "QA01_XA30_0001_01_01_DWI_10_DWI-dir80-PA.nii.gz"
     assert len(Path(dwi.nifti_path.replace(".nii.gz", ".bval")).read_text().split()) == 21
     assert series["7"].n_frames == 20 * 33 and series["7"].n_files == 20
-    assert [(name, passed) for name, passed, *_ in run.checks] == [("expected_series", True), ("header_drift", True)]
+    checks = {name: passed for name, passed, *_ in run.checks}
+    assert checks == {"expected_series": True, "header_drift": True, "qc_outliers": False, "healthy": False}
+    # a short, low-resolution QA scan (its T1 below MRIQC's usual SNR), flagged while the
+    # site has no history, and so the session needs a look
+    assert run.health is not None and run.health.verdict == "attention"
+    assert {p.kind for p in run.health.problems} == {"qc_outlier"}
+    assert run.health.reasons[0].startswith("QC outlier in series 5 (T1): snr_total ")
     assert assert_matches_references(run.series, archive) >= 8
     # one DICOM kept per converted series, and the store says the same as the run
     kept = sorted(p.name for p in (tmp_path / "data" / "dcm" / "QA01_XA30_0001_01").iterdir())

@@ -45,8 +45,12 @@ def test_new_sessions_get_one_run_each_and_bad_labels_are_recorded(setup, tmp_pa
     xnat, xnat_dir, configs, settings, instance = setup
     result, cursor = tick(instance, settings)
     assert isinstance(result, dg.SensorResult)
-    assert sorted(r.run_key for r in result.run_requests) == ["SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"]
-    assert all(r.partition_key == r.run_key for r in result.run_requests)
+    sessions = [r for r in result.run_requests if r.job_name == "ingest_session"]
+    assert sorted(r.run_key for r in sessions) == ["SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"]
+    assert all(r.partition_key == r.run_key for r in sessions)
+    # the refused label refreshes the operator's board, once (its run key names the label)
+    [board] = [r for r in result.run_requests if r.job_name != "ingest_session"]
+    assert board.job_name == "refresh_study_views" and board.run_key == "board-after-not_a_valid_label"
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["SPN01_CMH_0001_01_01",
                                                                            "SPN01_CMH_0002_01_01"]
     rows = query(tmp_path / "data" / "metrics.duckdb", tmp_path / "data" / "store",

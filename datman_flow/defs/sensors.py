@@ -91,7 +91,7 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     runs += [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label, job_name=ingest_session_job.name,
                            tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries]
     return dg.SensorResult(
-        run_requests=board + runs,
+        run_requests=runs + board,
         dynamic_partitions_requests=[SESSIONS.build_add_request(new_labels)] if new_labels else [],
         cursor=state.to_json(),
     )
