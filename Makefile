@@ -27,10 +27,10 @@ lint: setup          ## ruff and the import contracts (docs/architecture.md)
 	$(BIN)/lint-imports
 
 test: lint system-packages ## lint, then the whole test suite (real DICOM from ../shared/dicom where present)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 test-quick: setup    ## the suite without the slow real-data tests, for development
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 -m "not slow"
 
 bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared/dicom
 	$(BIN)/python benchmarks/ingest.py
