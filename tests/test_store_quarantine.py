@@ -10,7 +10,7 @@ import pytest
 
 from datman_flow.store import CheckRow, MetricStore, SeriesRow, SessionRow
 from datman_flow.store.quarantine import quarantine_after
-from datman_flow.store.queries import session_overview
+from datman_flow.store.queries import session_summaries
 
 GOOD = ["S01", "S02", "S03"]
 
@@ -47,7 +47,7 @@ def test_unreadable_file_is_quarantined_and_the_other_sessions_stay_readable(tmp
     assert moved[0].read_bytes() == left  # kept as it was, not deleted
     assert "S02.parquet" in caplog.text and "session S02" in caplog.text and "_quarantine" in caplog.text
     # the other tables are untouched, and a join over them works
-    assert [(o.session, o.series) for o in session_overview(store)] == [("S01", 1), ("S03", 1)]
+    assert [(o.session, o.series) for o in session_summaries(store)] == [("S01", 1), ("S03", 1)]
     [listed] = store.quarantined()
     assert (listed.table, listed.session, listed.file_name, listed.replaced) == ("sessions", "S02", "S02.parquet", False)
 
@@ -56,7 +56,7 @@ def test_two_bad_files_in_two_tables_are_both_quarantined(tmp_path):
     store = store_with(tmp_path)
     truncate(store.parquet_dir / "sessions" / "S01.parquet", 0)
     truncate(store.parquet_dir / "series" / "S03.parquet")
-    assert [(o.session, o.series) for o in session_overview(store)] == [("S02", 1), ("S03", 0)]
+    assert [(o.session, o.series) for o in session_summaries(store)] == [("S02", 1), ("S03", 0)]
     assert sorted((q.table, q.session) for q in store.quarantined()) == [("series", "S03"), ("sessions", "S01")]
 
 

@@ -20,13 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from datman_flow.store.alert_queries import (
-    SessionHealth,
-    SoftwareUpgrade,
-    sessions_needing_attention,
-    software_upgrades,
-)
+from datman_flow.store.alert_queries import SoftwareUpgrade, sessions_needing_attention, software_upgrades
 from datman_flow.store.metric_store import MetricStore
+from datman_flow.store.queries import SessionSummary
 
 Kind = Literal["attention", "failed", "software_upgrade"]
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -58,7 +54,7 @@ def version_text(value: object) -> str:
     return one_line(value, 120)
 
 
-def counts_line(facts: SessionHealth) -> str:
+def counts_line(facts: SessionSummary) -> str:
     parts = [f"{facts.series} series, {facts.converted} converted"]
     for count, what in ((facts.failed_downloads, "download(s) failed"),
                         (facts.failed_conversions, "conversion(s) failed"),
@@ -69,7 +65,7 @@ def counts_line(facts: SessionHealth) -> str:
     return "; ".join(parts)
 
 
-def health_event(facts: SessionHealth) -> AlertEvent:
+def health_event(facts: SessionSummary) -> AlertEvent:
     session = one_line(facts.session, 120)
     verdict = "failed" if facts.health == "failed" else "attention"
     where = [f"study {one_line(facts.study, 40)}" if facts.study else "", f"site {one_line(facts.site, 40)}"

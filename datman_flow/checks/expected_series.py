@@ -13,6 +13,13 @@ from datman_flow.store.rows import CheckRow
 CHECK_NAME = "expected_series"
 
 
+def count_phrase(row: CheckRow) -> str:
+    """One tag's outcome as everyone words it: 'missing DTI60 (0/1)', 'extra T1 (2/1)', else its detail."""
+    found, expected = row.found or 0, row.expected or 0
+    word = "missing" if found < expected else "extra" if found > expected else ""
+    return f"{word} {row.tag} ({row.found}/{row.expected})" if word else row.detail
+
+
 @dataclass(frozen=True)
 class ExpectedSeriesResult:
     passed: bool
@@ -29,8 +36,7 @@ class ExpectedSeriesResult:
         return [row for row in self.rows if (row.found or 0) > (row.expected or 0)]
 
     def summary(self) -> str:
-        parts = [f"missing {r.tag} ({r.found}/{r.expected})" for r in self.missing]
-        parts += [f"extra {r.tag} ({r.found}/{r.expected})" for r in self.extra]
+        parts = [count_phrase(r) for r in self.missing + self.extra]
         if self.untagged:
             parts.append(f"{len(self.untagged)} untagged")
         if self.failed_downloads:

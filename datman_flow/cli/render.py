@@ -9,6 +9,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
+from datman_flow.checks.expected_series import count_phrase
 from datman_flow.pipeline.alerts import AlertReport
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
 from datman_flow.pipeline.health import HEALTHY
@@ -75,9 +77,8 @@ def compliance_text(report: list[TagCompliance]) -> str:
 
 def check_outcome(row: CheckRow) -> str:
     """One outcome, short: 'missing DTI60 (0/1)', 'T1 series 3: EchoTime changed'."""
-    if row.check_name == "expected_series" and row.expected is not None and row.found is not None:
-        word = "missing" if row.found < row.expected else "extra" if row.found > row.expected else row.detail
-        return f"{word} {row.tag} ({row.found}/{row.expected})"
+    if row.check_name == EXPECTED_SERIES and row.expected is not None and row.found is not None:
+        return count_phrase(row)
     where = " ".join(p for p in (row.tag or "", f"series {', '.join(row.series)}" if row.series else "") if p)
     detail = row.detail.replace("; ", ", ")
     return f"{where}: {detail}" if where and detail else where or detail or "?"

@@ -10,10 +10,9 @@ same step: what is left waits for the next step.
 
 from __future__ import annotations
 
-import fcntl
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from datman_flow.alerts.destinations import destinations_from_env
 from datman_flow.alerts.ledger import GAVE_UP, LEDGER_FILE, local_now
 from datman_flow.alerts.send import SendFailed, deliver
 from datman_flow.layout import DataLayout
+from datman_flow.pipeline.locks import try_lock
 
 STEP_BUDGET_SECONDS = 20.0
 PER_DESTINATION = 20  # messages per destination and step (Slack takes about one a second per webhook)
@@ -83,21 +83,9 @@ def ledger_path(layout: DataLayout) -> Path:
     return layout.root / "state" / LEDGER_FILE
 
 
-@contextmanager
-def step_lock(layout: DataLayout) -> Iterator[bool]:
+def step_lock(layout: DataLayout) -> AbstractContextManager[bool]:
     """Whether this process got <data>/state/alerts.lock (held for the block), without waiting."""
-    path = layout.root / "state" / "alerts.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return try_lock(layout.root / "state" / "alerts.lock")
 
 
 def is_new_for(event: AlertEvent, since: datetime) -> bool:

@@ -7,17 +7,20 @@ sensor, the CLI and the board all say the same."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
+from datman_flow.checks.expected_series import count_phrase
+from datman_flow.drift import format_value
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
+from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
 from datman_flow.pipeline.summary import CheckOutcome
 from datman_flow.store import CheckRow, HeaderDiffRow, QcSeriesRow, SeriesRow, SessionRow
 
 OK, ATTENTION, FAILED = "ok", "attention", "failed"
-QC_OUTLIERS = "qc_outliers"
 CHECKS = (EXPECTED_SERIES, HEADER_DRIFT, QC_OUTLIERS)
 HEALTHY = "healthy"  # the check that shows the verdict
 
@@ -81,8 +84,12 @@ def promote(label: str, tag: str, series: str) -> str:
     return f"`datman-flow gold promote --session {label} --tag {tag} --series {series}`"
 
 
-def unquoted(value: str) -> str:
-    return value.strip('"')
+def shown(value: str) -> str:
+    """A recorded parameter value (JSON) as the drift tables show it."""
+    try:
+        return format_value(json.loads(value))
+    except ValueError:
+        return value
 
 
 def drift_problems(facts: SessionFacts) -> list[Problem]:
@@ -93,7 +100,7 @@ def drift_problems(facts: SessionFacts) -> list[Problem]:
         if d.kind == "software_upgrade":
             upgrades.setdefault((d.expected, d.actual), d)
     for (old, new), d in sorted(upgrades.items()):
-        out.append(Problem("software_upgrade", f"software upgrade {unquoted(old)} -> {unquoted(new)}",
+        out.append(Problem("software_upgrade", f"software upgrade {shown(old)} -> {shown(new)}",
                            f"confirm the upgrade with the site, then promote the new reference per tag, e.g. "
                            f"{promote(label, d.tag, d.series_number)}"))
     by_series: dict[tuple[str, str], set[str]] = {}
@@ -129,11 +136,10 @@ def attention_problems(facts: SessionFacts) -> list[Problem]:
     for check in facts.checks:
         if check.check_name == EXPECTED_SERIES and check.passed is False:
             if (check.found or 0) < (check.expected or 0):
-                out.append(Problem("missing", f"missing {check.tag} ({check.found}/{check.expected})",
-                                   f"ask the site whether {check.tag} was acquired; if it reaches XNAT the "
-                                   f"session is run again"))
+                out.append(Problem("missing", count_phrase(check), f"ask the site whether {check.tag} was acquired; "
+                                                                    f"if it reaches XNAT the session is run again"))
             else:
-                out.append(Problem("extra", f"extra {check.tag} ({check.found}/{check.expected})",
+                out.append(Problem("extra", count_phrase(check),
                                    "look at the series index (a repeated scan?) and the study's tag rules"))
     out += [Problem("transfer", f"scan {s.scan_id} not downloaded",
                     f"retried after 10, 30 and 90 minutes; now: {rerun(label)}")

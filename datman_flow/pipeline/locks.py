@@ -60,15 +60,26 @@ def session_lock(layout: DataLayout, label: str, step: str,
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def try_lock(path: Path) -> Iterator[bool]:
+    """Whether this process got the lock file `path` (held for the block), without waiting."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def is_locked(layout: DataLayout, label: str) -> bool:
     """Whether a run (in this or another process) holds the session's lock right now."""
     path = lock_path(layout, label)
     if not path.exists():
         return False
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    with try_lock(path) as got:
+        return not got

@@ -4,7 +4,6 @@ flagged metrics marked, and numbers that Dagster's Plots tab draws across materi
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,17 +11,13 @@ from pathlib import Path
 
 from datman_flow.pipeline.summary import Markdown, fmt, markdown_table
 from datman_flow.pipeline.trend_data import TREND_METRICS, LatestValues, TrendGroup
+from datman_flow.qc.thumbnail import INLINE_BUDGET
+from datman_flow.qc.thumbnail import data_uri as png_data_uri  # the one place inline images are addressed
 
-INLINE_BUDGET = 150_000  # characters of inline images in one materialization's metadata
 NUMBER_METRICS = 3  # the first N trend metrics of each group go out as numbers
 MAX_NUMBERS = 120  # numbers in one materialization, at most
 FLAG = "⚠"
 NOTHING_YET = "no QC metrics recorded yet for the configured studies and QC tags"
-
-
-def png_data_uri(png: bytes) -> str:
-    """A PNG as the target of a markdown image (the one place inline images are addressed)."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 @dataclass(frozen=True)

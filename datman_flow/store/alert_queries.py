@@ -8,27 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from datman_flow.store.metric_store import MetricStore
-
-
-@dataclass(frozen=True)
-class SessionHealth:
-    """One session whose health is `attention` or `failed`, with the counts behind it."""
-
-    session: str
-    study: str
-    site: str
-    scan_date: str  # YYYY-MM-DD, or '' when unknown
-    status: str
-    health: str  # attention | failed
-    health_reasons: str
-    ingested_at: datetime | None
-    series: int
-    converted: int
-    failed_downloads: int
-    failed_conversions: int
-    checks_failed: int
-    qc_failed: int
-    qc_flagged: int
+from datman_flow.store.queries import SessionSummary, summary_of
 
 
 @dataclass(frozen=True)
@@ -67,20 +47,12 @@ def _json(text: object) -> object:
         return _text(text)
 
 
-def sessions_needing_attention(store: MetricStore, since: datetime) -> list[SessionHealth]:
+def sessions_needing_attention(store: MetricStore, since: datetime) -> list[SessionSummary]:
     """Sessions recorded (ingested_at) at or after `since` whose health is attention or failed,
     oldest first."""
-    rows = store.query(
-        "SELECT session, study, site, scan_date, status, health, health_reasons, ingested_at, series, converted, "
-        "failed_downloads, failed_conversions, checks_failed, qc_failed, qc_flagged FROM session_summary "
-        "WHERE health IN ('attention', 'failed') AND ingested_at >= ? ORDER BY ingested_at, session", [since])
-    return [SessionHealth(
-        session=_text(r["session"]), study=_text(r["study"]), site=_text(r["site"]), scan_date=_text(r["scan_date"]),
-        status=_text(r["status"]), health=_text(r["health"]), health_reasons=_text(r["health_reasons"]),
-        ingested_at=r["ingested_at"] if isinstance(r["ingested_at"], datetime) else None,
-        series=_int(r["series"]), converted=_int(r["converted"]), failed_downloads=_int(r["failed_downloads"]),
-        failed_conversions=_int(r["failed_conversions"]), checks_failed=_int(r["checks_failed"]),
-        qc_failed=_int(r["qc_failed"]), qc_flagged=_int(r["qc_flagged"])) for r in rows]
+    rows = store.query("SELECT * FROM session_summary WHERE health IN ('attention', 'failed') AND ingested_at >= ? "
+                       "ORDER BY ingested_at, session", [since])
+    return [summary_of(row) for row in rows]
 
 
 SOFTWARE_UPGRADES_SQL = """

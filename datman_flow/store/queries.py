@@ -14,20 +14,6 @@ from datman_flow.store.rows import CheckRow, SeriesRow, SessionRow
 
 
 @dataclass(frozen=True)
-class SessionOverview:
-    session: str
-    status: str
-    reason: str
-    series: int
-    converted: int
-
-
-def session_overview(store: MetricStore) -> list[SessionOverview]:
-    """Every recorded session with its status and how many of its series converted."""
-    return [SessionOverview(s.session, s.status, s.reason, s.series, s.converted) for s in session_summaries(store)]
-
-
-@dataclass(frozen=True)
 class SessionSummary:
     """One row of the session_summary view: what the session is, how far it got, its health
     ('' until its run has finished) and the counts behind it."""
