@@ -4,11 +4,12 @@ the files that were moved aside as unreadable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from datman_flow.store.append import append_rows
 from datman_flow.store.database import query
 from datman_flow.store.files import read_session_rows, replace_session_rows
 from datman_flow.store.quarantine import QuarantinedFile, quarantined_files
@@ -38,6 +39,12 @@ class MetricStore:
     def replace(self, row_type: type[Row], session: str, rows: Iterable[Row], part: str | None = None) -> Path:
         """Replace the session's rows of one table (or of one part of it) with `rows`."""
         return replace_session_rows(self.parquet_dir, row_type, session, rows, part=part)
+
+    def append(self, row_type: type[Row], scan_session: str, rows: Sequence[Row],
+               unique: Callable[[Row], Hashable] | None = None) -> list[Row]:
+        """Add rows that are never replaced (the review tables), each with the table's next id;
+        return them with their ids (with `unique`, rows whose key is there already are skipped)."""
+        return append_rows(self.parquet_dir, row_type, scan_session, rows, unique)
 
     def read(self, row_type: type[Row], session: str, part: str | None = None) -> list[Row]:
         """The session's rows of one table (or of one part of it: check_results per check)."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from datman_flow.store.review_rows import REVIEW_ROW_TYPES
+
 
 @dataclass(frozen=True)
 class SessionRow:
@@ -165,4 +167,4 @@ class QcFlagRow:
 
 
 ROW_TYPES: tuple[type, ...] = (SessionRow, SeriesRow, CheckRow, HeaderParameterRow, HeaderDiffRow,
-                               QcMetricRow, QcSeriesRow, QcFlagRow)
+                               QcMetricRow, QcSeriesRow, QcFlagRow, *REVIEW_ROW_TYPES)
