@@ -61,6 +61,18 @@ def take_ids(store_dir: Path, table: str, count: int) -> range:
     return range(first, first + count)
 
 
+def new_only(before: Sequence[Row], rows: Sequence[Row], unique: Callable[[Row], Hashable]) -> list[Row]:
+    """`rows` whose key is neither in `before` nor in an earlier row of `rows`."""
+    seen = {unique(row) for row in before}
+    out = []
+    for row in rows:
+        key = unique(row)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
 def append_rows(store_dir: Path, row_type: type[Row], scan_session: str, rows: Sequence[Row],
                 unique: Callable[[Row], Hashable] | None = None) -> list[Row]:
     """Add `rows` (their `id` is ignored: each gets the table's next id) to the scanning
@@ -79,8 +91,7 @@ def append_rows(store_dir: Path, row_type: type[Row], scan_session: str, rows: S
     with locked(store_dir / LOCKS_DIR / table / f"{name}.lock"):
         before = read_session_rows(store_dir, row_type, scan_session)
         if unique is not None:
-            seen = {unique(row) for row in before}
-            rows = [row for row in rows if unique(row) not in seen and not seen.add(unique(row))]  # type: ignore[func-returns-value]
+            rows = new_only(before, rows, unique)
             if not rows:
                 return []
         ids = take_ids(store_dir, table, len(rows))
