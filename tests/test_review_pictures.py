@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -29,8 +30,9 @@ from datman_flow.qc.review_geometry import (
 )
 from datman_flow.qc.review_pictures import first_b0, picture_paths, render_review_pictures, shown_volume
 from datman_flow.review.scales import STEP_OF_QC_TYPE, Display
-from datman_flow.store import QcSeriesRow, SeriesRow
+from datman_flow.store import MetricStore, QcSeriesRow, SeriesRow
 from datman_flow.store.review_rows import RatingImageRow
+from datman_flow.store.table_cache import TableCache
 
 QC_LABEL = "SPN01_CMH_0001_01_01"  # conftest's qc_session
 
@@ -90,6 +92,23 @@ def test_a_second_call_draws_and_registers_nothing(session):
     assert again.rendered == 0 and again.problems == {}
     assert again.rows == first and stored(layout) == first
     assert {r.img: (layout.root / r.img).stat().st_mtime_ns for r in first} == times
+
+
+def test_rows_held_in_memory_spare_the_store_reads(session, monkeypatch):
+    layout, _ = session
+    first = ensure_review_images(layout, QC_LABEL)
+    caches = {t: TableCache(layout.metric_store.parquet_dir, t) for t in (QcSeriesRow, SeriesRow, RatingImageRow)}
+    held = {t: cache.rows() for t, cache in caches.items()}
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("read from the store although the rows were given")
+
+    monkeypatch.setattr(MetricStore, "read", no_read)
+    assert ensure_review_images(layout, QC_LABEL, qc_series=held[QcSeriesRow], series=held[SeriesRow],
+                                images=held[RatingImageRow]) == first
+    other = [replace(r, scan_session="SPN01_CMH_0002_01_01", id=r.id + 100) for r in held[RatingImageRow]]
+    assert ensure_review_images(layout, QC_LABEL, qc_series=held[QcSeriesRow], series=held[SeriesRow],
+                                images=held[RatingImageRow] + other) == first  # other sessions' rows ignored
 
 
 def test_two_callers_at_once_register_each_picture_once(session):

@@ -3,7 +3,9 @@ beside the series' NIfTI (qc/review_pictures.py) and registered in `rating_image
 
 `ensure_review_images` is called on every view of a session's page and at the end of the QC
 step, so it is cheap when nothing is missing: three reads of the session's store files
-(qc_series, series, rating_images) and a stat of each NIfTI and picture. A series is drawn
+(qc_series, series, rating_images) and a stat of each NIfTI and picture. Each store read opens
+a DuckDB connection (about 50 ms on a busy 2-core machine), so a caller that keeps the tables in
+memory (the review app's TableCaches) passes the session's rows instead: then only the stats. A series is drawn
 again when one of its pictures is missing, older than its NIfTI (the series was converted
 again) or not registered; its rows are added under the table's lock with the unique key
 (slice, file1, display, step), so two callers at once register each picture once, and a new
@@ -62,14 +64,20 @@ def relative(path: Path, root: Path) -> str:
     return str(path.relative_to(os.path.realpath(root)))
 
 
-def shown_series(layout: DataLayout, label: str) -> tuple[list[ShownSeries], dict[str, str]]:
-    """The session's measured series with a NIfTI to draw from, and the reason for each that has none."""
+def shown_series(layout: DataLayout, label: str, qc_series: Sequence[QcSeriesRow] | None = None,
+                 series: Sequence[SeriesRow] | None = None) -> tuple[list[ShownSeries], dict[str, str]]:
+    """The session's measured series with a NIfTI to draw from, and the reason for each that has
+    none (qc_series and series: the session's rows when the caller holds them, else read)."""
     store = layout.metric_store
-    measured = [q for q in store.read(QcSeriesRow, label) if q.status == "measured"]
+    if qc_series is None:
+        qc_series = store.read(QcSeriesRow, label)
+    measured = [q for q in qc_series if q.status == "measured" and q.session == label]
     if not measured:
         return [], {}
     folder = layout.nii(parse_session_label(label))
-    converted = {(s.series_number, s.tag): s.nifti_path for s in store.read(SeriesRow, label) if s.nifti_path}
+    if series is None:
+        series = store.read(SeriesRow, label)
+    converted = {(s.series_number, s.tag): s.nifti_path for s in series if s.nifti_path and s.session == label}
     shown, problems = [], {}
     for q in measured:
         where = converted.get((q.series_number, q.tag))
@@ -131,13 +139,16 @@ def current_rows(rows: Sequence[RatingImageRow], shown: Sequence[ShownSeries], r
     return sorted(kept, key=lambda r: (series_order(r.series_number), r.display))
 
 
-def review_images(layout: DataLayout, label: str) -> ReviewImages:
+def review_images(layout: DataLayout, label: str, *, qc_series: Sequence[QcSeriesRow] | None = None,
+                  series: Sequence[SeriesRow] | None = None,
+                  images: Sequence[RatingImageRow] | None = None) -> ReviewImages:
     """Draw and register whatever pictures of the session are missing; the registered ones and
     the reason each series without pictures has none (never raised: one series' failure leaves
-    the others)."""
-    shown, problems = shown_series(layout, label)
+    the others). `qc_series`, `series`, `images`: the session's rows of those tables when the
+    caller holds them (rows of other sessions are ignored); each one not given is read."""
+    shown, problems = shown_series(layout, label, qc_series, series)
     store, root = layout.metric_store, layout.root
-    rows = store.read(RatingImageRow, label)
+    rows = [r for r in images if r.scan_session == label] if images is not None else store.read(RatingImageRow, label)
     registered = {(r.img, r.display, r.step) for r in rows}
     new: list[RatingImageRow] = []
     rendered = 0
@@ -160,7 +171,12 @@ def review_images(layout: DataLayout, label: str) -> ReviewImages:
                         problems, rendered)
 
 
-def ensure_review_images(layout: DataLayout, label: str) -> list[RatingImageRow]:
-    """The session's registered pictures to rate, rendering and registering any missing ones
-    (a series that cannot have pictures is skipped, with a warning logged)."""
-    return review_images(layout, label).rows
+def ensure_review_images(layout: DataLayout, label: str, *, qc_series: Sequence[QcSeriesRow] | None = None,
+                         series: Sequence[SeriesRow] | None = None,
+                         images: Sequence[RatingImageRow] | None = None) -> list[RatingImageRow]:
+    """The session's registered pictures to rate (by series number, then display X, Y, Z),
+    rendering and registering any missing ones; a series that cannot have pictures is skipped,
+    with a warning logged. Pass the session's rows of qc_series, series and rating_images when
+    already in memory (e.g. `TableCache(store.parquet_dir, QcSeriesRow).rows()`): no store read
+    then, unless something had to be registered."""
+    return review_images(layout, label, qc_series=qc_series, series=series, images=images).rows
