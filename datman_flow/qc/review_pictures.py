@@ -81,13 +81,14 @@ def first_b0(bval: Path, n_volumes: int) -> int | None:
 
 
 def shown_volume(image: nib.Nifti1Image, nifti: Path, kind: str) -> np.ndarray:
-    """The 3-D volume the pictures show, as float32, reading only the volumes it needs."""
+    """The 3-D volume the pictures show (a 3-D image in its stored type, a mean as float32),
+    reading only the volumes it needs; NaN and infinities read as 0."""
     shape = tuple(int(n) for n in image.shape)
     if len(shape) < 3 or min(shape) < 1 or any(n != 1 for n in shape[4:]):
         raise ReviewPictureError(f"{nifti.name}: a {'x'.join(map(str, shape))} image is not a 3-D or 4-D volume")
     proxy, extra = image.dataobj, (0,) * (len(shape) - 4)
-    if len(shape) == 3:
-        volume = np.asarray(proxy, dtype=np.float32)
+    if len(shape) == 3:  # kept in its stored type (int16 mostly): only the shown planes become float
+        volume = np.asanyarray(proxy)
     else:
         b0 = first_b0(companion(nifti, ".bval"), shape[3]) if kind == "dwi" else None
         if b0 is not None:
@@ -95,7 +96,9 @@ def shown_volume(image: nib.Nifti1Image, nifti: Path, kind: str) -> np.ndarray:
         else:
             first = np.asarray(proxy[(Ellipsis, slice(0, min(MEAN_VOLUMES, shape[3])), *extra)], dtype=np.float32)
             volume = first.reshape(*shape[:3], -1).mean(axis=3, dtype=np.float32)
-    if not np.issubdtype(image.get_data_dtype(), np.integer):
+    if volume.dtype.kind not in "iuf":
+        raise ReviewPictureError(f"{nifti.name}: {volume.dtype} voxels are not grey values")
+    if volume.dtype.kind == "f":
         volume = np.nan_to_num(volume, nan=0.0, posinf=0.0, neginf=0.0, copy=not volume.flags.writeable)
     return volume
 
@@ -159,7 +162,7 @@ def window(sample: np.ndarray, threshold: float) -> tuple[float, float]:
 
 
 def to_grey(plane: np.ndarray, black: float, white: float) -> np.ndarray:
-    scaled = (plane - black) * (255.0 / (white - black))
+    scaled = (plane.astype(np.float32) - black) * (255.0 / (white - black))
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
