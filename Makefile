@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-trends bench-outliers clean
+.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-trends bench-outliers bench-review clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ bench-trends: setup  ## benchmarks/trends.py: the qc_trends step on a store of 1
 
 bench-outliers: setup ## benchmarks/outliers.py: the QC outlier step of one session against 1,000 earlier ones
 	$(BIN)/python benchmarks/outliers.py
+
+bench-review: setup  ## benchmarks/review_pages.py: the review app's queue and session page over 2,000 synthetic sessions
+	PYTHONPATH=. $(BIN)/python benchmarks/review_pages.py
 
 clean:
 	rm -rf demo data .pytest_cache

@@ -18,6 +18,7 @@ from urllib.request import urlopen
 
 import pytest
 
+from datman_flow.qc.review_pictures import render_review_pictures
 from datman_flow.review.server import ReviewServer
 from datman_flow.review.urls import BadPicturesUrl, picture_url, pictures_url_from
 
@@ -31,8 +32,10 @@ def served(qc_session, tmp_path_factory):
     data = tmp_path_factory.mktemp("review") / "data"
     shutil.copytree(qc_session[0], data, symlinks=True)
     pictures = sorted(data.rglob("*_qc.png"))
+    to_rate = [p.path for q in qc_session[1] for p in render_review_pictures(
+        data / Path(str(q.series.nifti_path)).relative_to(qc_session[0]), q.kind)]
     with ReviewServer(data) as server:
-        yield server, data, pictures
+        yield server, data, pictures + to_rate
 
 
 def get(server: ReviewServer, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -71,6 +74,7 @@ def test_the_link_of_a_thumbnail_fetches_its_picture(served, qc_session):
 def test_everything_but_a_session_s_qc_picture_is_refused(served, tmp_path_factory):
     server, data, pictures = served
     folder, name = pictures[0].parent, pictures[0].name
+    assert name.endswith("_qc.png")
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret_qc.png").write_bytes(pictures[0].read_bytes())
     (folder / f"{QC_LABEL}_T1_09_leak_qc.png").symlink_to(outside / "secret_qc.png")  # leaves the folder
@@ -106,6 +110,50 @@ def test_everything_but_a_session_s_qc_picture_is_refused(served, tmp_path_facto
         assert status == 404, path
         assert b"PNG" not in body and b"repeat" not in body, path
     assert get(server, f"/pictures/{QC_LABEL}/{name}")[0] == 200  # and the real one still is served
+
+
+def test_a_picture_to_rate_is_served_and_nothing_that_only_looks_like_one(served, tmp_path_factory):
+    server, data, pictures = served
+    rated = [p for p in pictures if "_review-" in p.name]
+    assert len(rated) == 9
+    for png in rated:
+        status, headers, body = get(server, f"/pictures/{QC_LABEL}/{png.name}")
+        assert status == 200 and body == png.read_bytes() and headers["content-type"] == "image/png"
+    folder, name = rated[0].parent, rated[0].name
+    assert name.endswith("_review-x.png")
+    stem = name[: -len("_review-x.png")]
+    outside = tmp_path_factory.mktemp("outside_rated")
+    (outside / "secret_review-x.png").write_bytes(rated[0].read_bytes())
+    for fake in (f"{stem}_review-w.png", f"{stem}_review-X.png", f"{stem}_review-xy.png", f"{stem}_review.png",
+                 f"{stem}_review-x.jpg", f"{stem}-review-x.png.png.bak", "review-x.png",
+                 "SPN01_CMH_0001_01_02_T1_02_t1_review-x.png"):  # real files, in the session's folder
+        (folder / fake).write_bytes(rated[0].read_bytes())
+    (folder / f"{QC_LABEL}_T1_09_leak_review-y.png").symlink_to(outside / "secret_review-x.png")
+    (folder / f"{QC_LABEL}_T1_08_nifti_review-z.png").symlink_to(folder / f"{stem}.nii.gz")
+    (folder / f"{QC_LABEL}_T1_07_dir_review-x.png").mkdir()
+    refused = [
+        f"/pictures/{QC_LABEL}/{stem}_review-w.png",  # not x, y or z
+        f"/pictures/{QC_LABEL}/{stem}_review-X.png",
+        f"/pictures/{QC_LABEL}/{stem}_review-xy.png",
+        f"/pictures/{QC_LABEL}/{stem}_review.png",
+        f"/pictures/{QC_LABEL}/{stem}_review-x.jpg",
+        f"/pictures/{QC_LABEL}/{stem}-review-x.png.png.bak",
+        f"/pictures/{QC_LABEL}/review-x.png",  # no label
+        f"/pictures/{QC_LABEL}/SPN01_CMH_0001_01_02_T1_02_t1_review-x.png",  # the folder's other session
+        f"/pictures/SPN01_CMH_0001_01_02/{name}",  # the other session asking for this one's picture
+        f"/pictures/{QC_LABEL}/{QC_LABEL}_T1_09_leak_review-y.png",  # symlink out of the folder
+        f"/pictures/{QC_LABEL}/{QC_LABEL}_T1_08_nifti_review-z.png",  # symlink to the NIfTI
+        f"/pictures/{QC_LABEL}/{QC_LABEL}_T1_07_dir_review-x.png",  # a folder
+        f"/pictures/{QC_LABEL}/{QC_LABEL}_T1_06_none_review-x.png",  # no such file
+        f"/pictures/{QC_LABEL}/..%2F{folder.name}%2F{name}",
+        f"/pictures/{QC_LABEL}/{name}%00",
+        f"/pictures/{QC_LABEL}/.{name}",
+    ]
+    for path in refused:
+        status, _, body = get(server, path)
+        assert status == 404, path
+        assert b"PNG" not in body, path
+    assert get(server, f"/pictures/{QC_LABEL}/{name}")[0] == 200
 
 
 def test_the_server_stops_with_its_owner(qc_session):

@@ -15,6 +15,7 @@ from datman_flow.pipeline import persist
 from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.outliers import MeasuredSeries, SeriesOutliers, outlier_step
 from datman_flow.pipeline.resolve import SessionTarget
+from datman_flow.pipeline.review_images import review_images
 from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
 from datman_flow.records import SeriesRecord
@@ -85,12 +86,32 @@ def with_outliers(target: SessionTarget, layout: DataLayout, measured: Sequence[
     return [replace(q, outliers=verdicts.get(id(q))) for q in measured]
 
 
+def with_review_images(layout: DataLayout, label: str, measured: Sequence[SeriesQC]) -> list[SeriesQC]:
+    """The pictures reviewers rate drawn and registered for the measured series (pipeline/
+    review_images.py), so that they exist before anyone opens the session's page. A series whose
+    pictures could not be drawn keeps its metrics: the reason is added to its message (a warning
+    in the run's log and the problems table), and qc_series is written again with it."""
+    try:
+        problems = review_images(layout, label).problems
+    except Exception as exc:  # noqa: BLE001 - the QC stands without the pictures to rate; the reason is kept
+        log.warning("pictures to rate of %s not drawn: %s: %s", label, type(exc).__name__, exc)
+        problems = {q.series.series_number: f"{type(exc).__name__}: {exc}" for q in measured if q.status == "measured"}
+    if not problems:
+        return list(measured)
+    out = [replace(q, message="; ".join(filter(None, [q.message, f"no pictures to rate: {problems[number]}"])))
+           if q.status == "measured" and (number := q.series.series_number) in problems else q for q in measured]
+    persist.record_rows(layout, QcSeriesRow, label, series_rows(label, out))
+    return out
+
+
 def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRecord],
             registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
-    """Measure the session's series and record their metrics and outcomes, then their QC flags."""
+    """Measure the session's series and record their metrics and outcomes, then their QC flags,
+    then draw the pictures reviewers rate."""
     with session_lock(layout, target.label, "the QC step"):
         measured = measure_session(series, registry)
         persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
         persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
         measured = with_outliers(target, layout, measured)
+        measured = with_review_images(layout, target.label, measured)
     return measured
