@@ -19,6 +19,7 @@ from datman_flow.cli.alerts import add_alerts_command
 from datman_flow.cli.gold import add_gold_commands
 from datman_flow.cli.ratings import add_ratings_command
 from datman_flow.cli.review import add_review_command
+from datman_flow.cli.webapi import add_webapi_command
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_review_command(sub)
     add_ratings_command(sub, add_dirs)
+    add_webapi_command(sub, add_dirs)
     add_alerts_command(sub, add_dirs)
 
     status = sub.add_parser("status", help="each session's status, health and checks, from the metric store",
