@@ -108,6 +108,8 @@ def submit_sessions(layout, labels: list[str], endpoint: str, token: str, dry_ru
                             assert record is not None
                             print(f"{candidate.name}: would send to {endpoint}/{record.modality}:")
                             print(json.dumps(record.payload, indent=2, sort_keys=True))
+                            if record.left_out:
+                                print(f"  left out: {'; '.join(record.left_out)}")
                         else:
                             done = submit(layout.metric_store, http, endpoint, token, candidate)
                             counts[done.status] += 1

@@ -138,11 +138,17 @@ def series_image(store: MetricStore, data_dir: Path, series: MeasuredSeries, now
     wanted = RatingImageRow(id=0, img=series.picture, slice=None, file1=series.nifti, file2=None, display=Display.Z,
                             step=int(STEP_OF_QC_TYPE[series.qc_type]), created=now, scan_session=series.session,
                             series_number=series.series_number, tag=series.tag, width=width, height=height)
+    def registered() -> RatingImageRow | None:
+        found = [r for r in store.read(RatingImageRow, series.session) if image_key(r) == image_key(wanted)]
+        return min(found, key=lambda r: r.id) if found else None
+
+    known = registered()  # the usual case after the first rating: no lock taken, no write
+    if known is not None:
+        return known
     added = store.append(RatingImageRow, series.session, [wanted], unique=image_key)
-    if added:
-        return added[0]
-    return min((r for r in store.read(RatingImageRow, series.session) if image_key(r) == image_key(wanted)),
-               key=lambda r: r.id)
+    known = added[0] if added else registered()  # another request registered it meanwhile
+    assert known is not None
+    return known
 
 
 def record_rating(store: MetricStore, data_dir: Path, series: MeasuredSeries, user: str, rating: MriqcRating,
