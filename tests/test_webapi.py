@@ -215,3 +215,19 @@ def test_the_gap_is_exactly_four_t1w_iqms_and_none_for_bold(qc_session, t1_metri
     rst = next(q for q in qc_session[1] if q.kind == "fmri")
     bold = webapi_record(json.loads(Path(rst.json_path).read_text()), scan_id, "fmri", "RST")
     assert bold.missing == () and bold.sendable, bold.why_not
+
+
+def test_a_server_that_never_answers_is_given_up_on(measured, capsys, monkeypatch):
+    """Every request has a deadline: a listening socket that never answers costs the read timeout."""
+    import socket
+    import time
+
+    import datman_flow.export.webapi_submit as webapi_submit
+
+    data, _ = measured
+    monkeypatch.setattr(webapi_submit, "TIMEOUT", (1.0, 1.0))
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody reads or answers
+        started = time.monotonic()
+        assert submit(data, f"http://127.0.0.1:{silent.getsockname()[1]}/api/v1") == 1
+        assert time.monotonic() - started < 10
+    assert "ReadTimeout" in capsys.readouterr().out and sent_rows(data) == []

@@ -153,7 +153,9 @@ def post_record(http: requests.Session, endpoint: str, token: str, candidate: Ca
         return Submitted(candidate, "sent", str(api_id) if isinstance(api_id, str | int) else "",
                          "" if api_id else "the server answered 201 without an _id")
     if response.status_code == 422:
-        issues = issues_text(answer.get("_issues", answer.get("_error", {}).get("message", response.text)))
+        error = answer.get("_error")
+        message = error.get("message") if isinstance(error, dict) else None
+        issues = issues_text(answer.get("_issues") or message or " ".join(response.text.split())[:SHOWN_ANSWER])
         return Submitted(candidate, "refused", reason=f"{url} refused it (422): {'; '.join(issues)}")
     text = " ".join(response.text.split())[:SHOWN_ANSWER]
     return Submitted(candidate, "failed", reason=f"{url} answered {response.status_code}: {text}")
