@@ -4,7 +4,7 @@ Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./c
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
 # The argument parser is here; what each command does is in commands.py, ingest.py, status.py,
-# gold.py, alerts.py, review.py and demo.py (validate.py checks the data folder and study codes
+# gold.py, alerts.py, review.py, ratings.py, webapi.py and demo.py (validate.py checks the data folder and study codes
 # they are given), and everything printed for a person goes through render.py.
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from datman_flow.cli import ingest as ingest_command
 from datman_flow.cli import status as status_command
 from datman_flow.cli.alerts import add_alerts_command
 from datman_flow.cli.gold import add_gold_commands
+from datman_flow.cli.ratings import add_ratings_command
 from datman_flow.cli.review import add_review_command
+from datman_flow.cli.webapi import add_webapi_command
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
 
@@ -97,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     qc.set_defaults(func=commands.qc)
 
     add_review_command(sub)
+    add_ratings_command(sub, add_dirs)
+    add_webapi_command(sub, add_dirs)
     add_alerts_command(sub, add_dirs)
 
     status = sub.add_parser("status", help="each session's status, health and checks, from the metric store",

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from datman_flow.store.review_rows import REVIEW_ROW_TYPES
+from datman_flow.store.webapi_rows import WEBAPI_ROW_TYPES
 
 
 @dataclass(frozen=True)
@@ -167,4 +168,4 @@ class QcFlagRow:
 
 
 ROW_TYPES: tuple[type, ...] = (SessionRow, SeriesRow, CheckRow, HeaderParameterRow, HeaderDiffRow,
-                               QcMetricRow, QcSeriesRow, QcFlagRow, *REVIEW_ROW_TYPES)
+                               QcMetricRow, QcSeriesRow, QcFlagRow, *REVIEW_ROW_TYPES, *WEBAPI_ROW_TYPES)
