@@ -18,7 +18,7 @@ from datman_flow.layout import DataLayout
 from datman_flow.naming import parse_session_label
 from datman_flow.review.accounts import Accounts
 from datman_flow.store import CheckRow, HeaderDiffRow, QcFlagRow, QcMetricRow, QcSeriesRow, SeriesRow, SessionRow
-from datman_flow.store.review_rows import RatingImageRow
+from datman_flow.store.review_rows import RatingImageRow, RatingRow
 
 PASSWORD = "correct horse battery"
 SERIES = (("2", "T1", "anat", "t1 mprage"), ("3", "RST", "fmri", "rest bold"), ("4", "DTI60", "dwi", "dti 60"))
@@ -167,3 +167,30 @@ class Browser:
     def token(self, path: str = "/") -> str:
         """The CSRF token a page of the app carries."""
         return self.get(path).csrf
+
+
+LABEL = "SPN01_CMH_0001_01_01"  # newest scan, pictures to rate, flags
+OLDER = "SPN01_CMH_0002_01_01"  # pending, no pictures
+OTHER_SITE = "SPN01_ZHH_0003_01_01"
+OTHER_STUDY = "ABC02_CMH_0004_01_01"
+RATED = "SPN01_CMH_0005_01_01"  # pending, rated once: `next` goes elsewhere
+REJECTED = "SPN01_CMH_0006_01_01"
+
+
+def review_data(data: Path) -> tuple[dict[str, RatingImageRow], list[RatingImageRow]]:
+    """The sessions above recorded in `data`, reviewers alice and bob: (LABEL's pictures to rate
+    by tag, RATED's pictures)."""
+    data.mkdir(parents=True, exist_ok=True)
+    images = record_session(data, LABEL, "2024-05-03", health="attention", reasons="QC outlier in series 2 (T1)",
+                            snr=4.0)
+    flag_session(data, LABEL)
+    record_session(data, OLDER, "2024-04-01", pictures=False, snr=10.0)
+    record_session(data, OTHER_SITE, "2024-04-20", pictures=False, snr=30.0)
+    record_session(data, OTHER_STUDY, "2024-03-02", pictures=False)
+    rated = record_session(data, RATED, "2024-05-01", snr=12.0)
+    record_session(data, REJECTED, "2024-05-09", status="rejected", pictures=False)
+    DataLayout(data).metric_store.append(RatingRow, RATED, [RatingRow(0, False, 0, rated[0].id, 1, "",
+                                                                       images[0].created, RATED, "carol")])
+    for name in ("alice", "bob"):
+        add_reviewer(data, name)
+    return {i.tag: i for i in images}, rated

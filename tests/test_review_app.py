@@ -1,12 +1,11 @@
-"""The reviewers' app over real HTTP (uvicorn in a thread on 127.0.0.1): login, CSRF and Origin
-checks, security headers, the queue and `next`, the session page, ratings with clicks, sign-offs,
-decisions, refusals with their reasons, concurrent saves and the audit trail."""
+"""The reviewers' app over real HTTP (uvicorn in a thread on 127.0.0.1): the queue and `next`,
+the session page, ratings with clicks, sign-offs, decisions, refusals with their reasons,
+concurrent saves and the audit trail (the doors, login and CSRF: test_review_auth.py)."""
 
 from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -21,34 +20,25 @@ from datman_flow.store.review_rows import (
     SignOffRow,
 )
 
-from review_helpers import PICTURE_SIZE, Browser, add_reviewer, flag_session, record_session
-
-LABEL = "SPN01_CMH_0001_01_01"  # newest scan, pictures to rate, flags
-OLDER = "SPN01_CMH_0002_01_01"  # pending, no pictures
-OTHER_SITE = "SPN01_ZHH_0003_01_01"
-OTHER_STUDY = "ABC02_CMH_0004_01_01"
-RATED = "SPN01_CMH_0005_01_01"  # pending, rated once: `next` goes elsewhere
-REJECTED = "SPN01_CMH_0006_01_01"
+from review_helpers import (
+    LABEL,
+    OLDER,
+    OTHER_SITE,
+    OTHER_STUDY,
+    PICTURE_SIZE,
+    RATED,
+    REJECTED,
+    Browser,
+    review_data,
+)
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("review_app") / "data"
-    data.mkdir()
-    images = record_session(data, LABEL, "2024-05-03", health="attention", reasons="QC outlier in series 2 (T1)",
-                            snr=4.0)
-    flag_session(data, LABEL)
-    record_session(data, OLDER, "2024-04-01", pictures=False, snr=10.0)
-    record_session(data, OTHER_SITE, "2024-04-20", pictures=False, snr=30.0)
-    record_session(data, OTHER_STUDY, "2024-03-02", pictures=False)
-    rated = record_session(data, RATED, "2024-05-01", snr=12.0)
-    record_session(data, REJECTED, "2024-05-09", status="rejected", pictures=False)
-    store = DataLayout(data).metric_store
-    store.append(RatingRow, RATED, [RatingRow(0, False, 0, rated[0].id, 1, "", images[0].created, RATED, "carol")])
-    for name in ("alice", "bob"):
-        add_reviewer(data, name)
+    images, rated = review_data(data)
     with ReviewServer(data) as server:
-        yield server, data, {i.tag: i for i in images}, rated
+        yield server, data, images, rated
 
 
 @pytest.fixture()
@@ -61,104 +51,6 @@ def alice(app) -> Browser:
 
 def rows(data, row_type, label=LABEL):
     return DataLayout(data).metric_store.read(row_type, label)
-
-
-# ---- login -----------------------------------------------------------------------------------
-
-def test_every_page_needs_a_login(app):
-    server, _, images, _ = app
-    anonymous = Browser(server.host, server.port)
-    for path in ("/", f"/session/{LABEL}", "/next?study=SPN01", f"/pictures/{LABEL}/{images['T1'].img.rsplit('/')[-1]}"):
-        reply = anonymous.get(path)
-        assert reply.status == 303, path
-        location = urlsplit(reply.headers["location"])
-        assert location.path == "/login" and parse_qs(location.query)["next"] == [path], path
-    for path in (f"/session/{LABEL}/rate", f"/session/{LABEL}/signoff", "/logout"):
-        reply = anonymous.post(path, {"csrf_token": "x"})
-        assert reply.status == 401 and "log in first" in reply.text, path
-    page = Browser(server.host, server.port).get("/login?next=/session/x")
-    assert page.status == 200 and page.csrf and 'name="next" value="/session/x"' in page.text
-    (cookie,) = page.cookies
-    assert cookie.startswith("datman_review=") and "httponly" in cookie and "samesite=strict" in cookie
-
-
-def test_a_wrong_password_or_name_gets_the_form_again_without_saying_which(app):
-    server, data, _, _ = app
-    for name, password in (("alice", "not her password"), ("mallory", "whatever1234")):
-        browser = Browser(server.host, server.port)
-        reply = browser.login(name, password)
-        assert reply.status == 401 and "wrong name or password" in reply.text
-        assert "csrf_token" in reply.text and browser.get("/").status == 303  # still not logged in
-    failed = [e for e in AuditLog(data).entries() if e["what"] == "login_failed"]
-    assert {e["who"] for e in failed} >= {"alice", "mallory"} and all(e["client"] == "127.0.0.1" for e in failed)
-
-
-def test_login_goes_to_next_but_never_to_another_site(app):
-    server = app[0]
-    for wanted, expected in ((f"/session/{LABEL}", f"/session/{LABEL}"), ("/?state=all", "/?state=all"),
-                             ("https://evil.example/", "/"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
-                             ("javascript:alert(1)", "/"), ("http:/evil", "/"), ("", "/")):
-        browser = Browser(server.host, server.port)
-        reply = browser.login("alice", next_path=wanted)
-        assert reply.status == 303 and reply.headers["location"] == expected, wanted
-    browser = Browser(server.host, server.port)
-    token = browser.get("/login").csrf
-    reply = browser.post("/login", {"username": "alice", "password": "correct horse battery", "csrf_token": token,
-                                    "next": "https://evil.example/"})
-    assert reply.status == 303 and reply.headers["location"] == "/"
-
-
-def test_logout_ends_the_login_even_for_a_copied_cookie(app):
-    server = app[0]
-    browser = Browser(server.host, server.port)
-    browser.login("bob")
-    copied = dict(browser.cookies)
-    assert browser.get("/").status == 200
-    assert browser.post("/logout", {"csrf_token": browser.token()}).status == 303
-    assert browser.get("/").status == 303
-    replay = Browser(server.host, server.port)
-    replay.cookies = copied
-    assert replay.get("/").status == 303  # the signed cookie alone is no login
-
-
-# ---- CSRF and headers ------------------------------------------------------------------------
-
-def test_a_post_without_the_session_s_token_or_from_another_origin_is_refused(app, alice):
-    server, data, _, _ = app
-    path = f"/session/{LABEL}/signoff"
-    before = len(rows(data, SignOffRow))
-    token = alice.token()
-    refused = [({"comment": "x"}, {}, "CSRF token missing"),
-               ({"comment": "x", "csrf_token": "wrong" * 10}, {}, "does not match"),
-               ({"comment": "x"}, {"X-CSRF-Token": "wrong" * 10}, "does not match"),
-               ({"comment": "x", "csrf_token": token}, {"Origin": "https://evil.example"}, "cross-origin"),
-               ({"comment": "x", "csrf_token": token}, {"Origin": "null"}, "cross-origin")]
-    for form, headers, reason in refused:
-        reply = alice.post(path, form, headers=headers)
-        assert reply.status == 403 and reason in reply.text, (form, headers)
-    json_reply = alice.post(path, {"comment": "x"}, headers={"Accept": "application/json"})
-    assert json_reply.status == 403 and "CSRF token missing" in json_reply.json()["error"]
-    assert len(rows(data, SignOffRow)) == before
-    other = Browser(server.host, server.port)  # a login without a token of the session
-    assert other.post("/login", {"username": "alice", "password": "correct horse battery"}).status == 403
-    same_origin = {"Origin": f"http://{server.host}:{server.port}"}
-    assert alice.post(path, {"comment": "fine", "csrf_token": token}, headers=same_origin).status == 303
-    assert alice.post(path, {"comment": "by header"}, headers={"X-CSRF-Token": token}).status == 303
-    assert len(rows(data, SignOffRow)) == before + 2
-
-
-def test_pages_carry_the_security_headers_and_a_nonce_for_their_script(app, alice):
-    reply = alice.get(f"/session/{LABEL}")
-    assert reply.status == 200
-    headers = reply.headers
-    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "same-origin" and headers["cache-control"] == "no-store"
-    csp = headers["content-security-policy"]
-    nonce = re.search(r"script-src 'nonce-([^']+)'", csp).group(1)
-    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
-    assert f'<script nonce="{nonce}">' in reply.text and f'<style nonce="{nonce}">' in reply.text
-    assert reply.text.count("<script") == 1
-    assert nonce not in alice.get(f"/session/{LABEL}").headers["content-security-policy"]  # fresh per response
 
 
 # ---- queue -----------------------------------------------------------------------------------
@@ -363,22 +255,3 @@ def test_the_audit_log_is_appended_lines_with_who_what_where_and_when(app, alice
     assert len(text) > size and text.endswith("\n") and text.count("\n") == len(AuditLog(data).entries())
 
 
-# ---- the MRIQC routes are outside the login and CSRF ------------------------------------------
-
-def test_the_mriqc_routes_need_neither_cookie_nor_csrf(tmp_path, monkeypatch):
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    import datman_flow.review.app as review_app
-
-    async def api(request):
-        return PlainTextResponse("api " + request.method)
-
-    monkeypatch.setattr(review_app, "mriqc_routes", lambda data_dir: [Route("/api/v1/rating", api, methods=["POST"])])
-    with ReviewServer(tmp_path) as server:
-        browser = Browser(server.host, server.port)
-        reply = browser.post("/api/v1/rating", {"rating": "good"})
-        assert reply.status == 200 and reply.text == "api POST" and not reply.cookies
-        assert reply.headers["x-frame-options"] == "DENY"
-        assert browser.get("/").status == 303  # everything else still needs the login
-        assert quote("/") in browser.get("/").headers["location"]

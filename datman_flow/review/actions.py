@@ -29,8 +29,8 @@ from datman_flow.review.rating_input import BadInput, parse_decision, parse_rati
 from datman_flow.review.scales import Rating
 from datman_flow.review.session_page import checked_label
 from datman_flow.review.web import SITTINGS_KEY, client_address, current_user, refuse, wants_json
-from datman_flow.store import MetricStore, SeriesRow, SessionRow
-from datman_flow.store.review_queries import Wanted, session_rows
+from datman_flow.store import SeriesRow, SessionRow
+from datman_flow.store.review_queries import Wanted
 from datman_flow.store.review_rows import (
     RatingCoordinateRow,
     RatingImageRow,
@@ -66,10 +66,9 @@ def sitting_key(label: str, step: int) -> str:
     return f"{label}/{step}"
 
 
-def existing(store: MetricStore, label: str, *wanted: Wanted) -> dict[Wanted, list]:
-    """The session's rows of `wanted` (one DuckDB connection); NotFound when the store has no
-    session `label`."""
-    found = session_rows(store, label, [(SessionRow, None), *wanted]) if store.exists else {}
+def existing(ctx: ReviewContext, label: str, *wanted: Wanted) -> dict[Wanted, list]:
+    """The session's rows of `wanted`; NotFound when the store has no session `label`."""
+    found = ctx.reader.rows(label, [(SessionRow, None), *wanted]) if ctx.layout.metric_store.exists else {}
     if not found or not found[(SessionRow, None)]:
         raise NotFound(f"no session {label} in the metric store")
     return found
@@ -77,7 +76,7 @@ def existing(store: MetricStore, label: str, *wanted: Wanted) -> dict[Wanted, li
 
 def save_rating(ctx: ReviewContext, label: str, user: str, form: dict, sittings: dict, client: str) -> Saved:
     store = ctx.layout.metric_store
-    found = existing(store, label, (RatingImageRow, None), (RatingSessionRow, None))
+    found = existing(ctx, label, (RatingImageRow, None), (RatingSessionRow, None))
     images = {i.id: i for i in found[(RatingImageRow, None)]}
     sizes = {i.id: image_size(i, image_file(ctx.data_dir, label, i)) for i in images.values()}
     given = parse_rating(form, sizes)
@@ -101,7 +100,7 @@ def save_rating(ctx: ReviewContext, label: str, user: str, form: dict, sittings:
 
 def save_signoff(ctx: ReviewContext, label: str, user: str, form: dict, client: str) -> SignOffRow:
     store = ctx.layout.metric_store
-    existing(store, label)
+    existing(ctx, label)
     comment = text_field(form, "comment")
     (row,) = store.append(SignOffRow, label, [SignOffRow(0, label, user, comment, now_utc())])
     ctx.audit.record("signoff", user, client=client, session=label, comment=comment, signoff_id=row.id)
@@ -111,7 +110,7 @@ def save_signoff(ctx: ReviewContext, label: str, user: str, form: dict, client: 
 def save_decision(ctx: ReviewContext, label: str, number: str, user: str, form: dict,
                   client: str) -> SeriesDecisionRow:
     store = ctx.layout.metric_store
-    found = existing(store, label, (SeriesRow, None))
+    found = existing(ctx, label, (SeriesRow, None))
     series = next((s for s in found[(SeriesRow, None)] if s.series_number == number), None)
     if series is None:
         raise NotFound(f"session {label} has no series {number[:20]!r}")

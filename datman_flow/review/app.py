@@ -13,7 +13,9 @@ Everything the routes share is one ReviewContext (context.py), made here per app
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -26,7 +28,7 @@ from starlette.routing import Mount, Route
 
 from datman_flow.review.actions import action_routes
 from datman_flow.review.auth import LoginRequired, auth_routes
-from datman_flow.review.context import ReviewContext, make_context
+from datman_flow.review.context import ReviewContext, make_context, warm_up
 from datman_flow.review.csrf import CsrfGuard
 from datman_flow.review.headers import SecurityHeaders
 from datman_flow.review.logins import MAX_AGE
@@ -73,7 +75,12 @@ def create_app(data_dir: Path, env: Mapping[str, str] | None = None, https_only:
                                max_age=MAX_AGE, same_site="strict", https_only=https_only),
                     Middleware(LoginRequired, ctx=ctx), Middleware(CsrfGuard, ctx=ctx)],
         exception_handlers={HTTPException: http_error})
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        threading.Thread(target=warm_up, args=(ctx,), name="review-warm-up", daemon=True).start()
+        yield
+
     app = Starlette(routes=[*mriqc_routes(ctx.data_dir), Mount("", app=reviewers)],
-                    middleware=[Middleware(SecurityHeaders)])
+                    middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
     app.state.review = ctx  # for tests and the benchmark: the caches' counters
     return app

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from datman_flow.review.context import ReviewContext
 
 LOGIN_PATH = "/login"
-PUBLIC_PATHS = frozenset({LOGIN_PATH})
+FAVICON = "/favicon.ico"
+PUBLIC_PATHS = frozenset({LOGIN_PATH, FAVICON})
 WRONG = "wrong name or password"
 
 
@@ -120,6 +121,10 @@ def auth_routes(ctx: ReviewContext) -> list[Route]:
         await run_in_threadpool(ctx.audit.record, "logout", user, client=client_address(request))
         return RedirectResponse(LOGIN_PATH, status_code=303)
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)  # none: but browsers ask on every page
+
     return [Route(LOGIN_PATH, login_page, methods=["GET"], name="login_page"),
+            Route(FAVICON, favicon, methods=["GET"], name="favicon"),
             Route(LOGIN_PATH, login, methods=["POST"], name="login"),
             Route("/logout", logout, methods=["POST"], name="logout")]

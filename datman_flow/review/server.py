@@ -51,6 +51,11 @@ class ReviewServer:
             raise RuntimeError(f"the review app did not start on {self.url} within {START_TIMEOUT:.0f} s")
         return self
 
+    def wait_warm(self, timeout: float = 120.0) -> bool:
+        """Wait until the app has read its tables once (what its first page would wait for);
+        whether it did within `timeout` seconds (benchmarks time the pages after this)."""
+        return self.app.state.review.warmed.wait(timeout)
+
     def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:

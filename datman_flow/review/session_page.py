@@ -48,7 +48,7 @@ def pictures_to_rate(ctx: ReviewContext, label: str) -> tuple[list[RatingImageRo
 
 def session_routes(ctx: ReviewContext) -> list[Route]:
     def gather(label: str) -> tuple[SessionView | None, str]:
-        found = read_session(ctx.layout.metric_store, label)
+        found = read_session(ctx.reader, label)
         if found is None:  # before any picture is drawn for it
             return None, ""
         images, problem = pictures_to_rate(ctx, label)

@@ -1,5 +1,5 @@
-"""What the session page shows, gathered from the store in one place (one DuckDB connection:
-store/review_queries.py's session_rows): the session's row, series, checks, header findings and
+"""What the session page shows, gathered from the store in one place (store/review_queries.py's
+SessionReader): the session's row, series, checks, header findings and
 QC outcomes (the facts pipeline/health.py judges), its
 QC metrics with the site's medians (store/review_queries.py, cached), its flags, the pictures
 to rate with their latest rating and history, and the review's state, sign-offs and decisions.
@@ -25,14 +25,13 @@ from datman_flow.review.scales import DISPLAY_NAMES, Display, Rating, Step
 from datman_flow.store import (
     CheckRow,
     HeaderDiffRow,
-    MetricStore,
     QcFlagRow,
     QcMetricRow,
     QcSeriesRow,
     SeriesRow,
     SessionRow,
 )
-from datman_flow.store.review_queries import SiteMetricValues, Wanted, session_rows
+from datman_flow.store.review_queries import SessionReader, SiteMetricValues, Wanted
 from datman_flow.store.review_rows import (
     RatingCoordinateRow,
     RatingImageRow,
@@ -161,12 +160,12 @@ def metric_views(medians: SiteMetricValues, session: SessionRow, qc: QcSeriesRow
     return tuple(MetricView(m, values[m], found[m].median, found[m].sessions, m in flagged) for m in keys)
 
 
-def read_session(store: MetricStore, label: str) -> dict[Wanted, list] | None:
-    """Every row of the session the page shows but its pictures to rate (one DuckDB connection),
-    or None when the store has no session `label`."""
-    if not store.exists:
+def read_session(reader: SessionReader, label: str) -> dict[Wanted, list] | None:
+    """Every row of the session the page shows but its pictures to rate, or None when the store
+    has no session `label`."""
+    if not reader.store.exists:
         return None
-    found = session_rows(store, label, PAGE_TABLES)
+    found = reader.rows(label, PAGE_TABLES)
     return found if found[(SessionRow, None)] else None
 
 

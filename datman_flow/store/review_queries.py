@@ -2,18 +2,21 @@
 once, and what a metric usually is at a site.
 
 Reading one session's file of one table is quick (a few ms) but opening DuckDB is not (40-60 ms
-on a busy machine): `session_rows` reads every file a page needs through ONE connection.
+on a busy machine): a `SessionReader` keeps one in-memory DuckDB open for the app's life and
+reads every file a page needs through a cursor of it.
 
-A reviewer looking at a series' key metrics wants the site's usual value beside each: the
-median of the same metric over the other sessions of the same study, site and tag (phantoms
-with phantoms). One query gathers every (study, site, phantom, tag, metric) group's values at
-once, sorted; `SiteMetricValues` keeps the answer in memory and asks again only when the listing
-of the qc_metrics or sessions folder changed (a session measured, re-run or removed), so a page
-view costs two folder listings and a few list operations, not a query over 2,000 files.
+A reviewer looking at a series' key metrics wants the site's usual value beside each: the median
+of the same metric over the other sessions of the same study, site and tag (phantoms with
+phantoms). One query gathers every (study, site, phantom, tag, metric) group's values at once,
+sorted (2-3 s with 2,000 sessions); `SiteMetricValues` keeps the answer in memory and asks again
+only when the listing of the qc_metrics folder changed (a session measured, re-run or removed),
+in a background thread while pages go on with the previous answer (only the very first answer
+is waited for). A page view costs one folder listing and a few list operations.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,26 +30,39 @@ from datman_flow.store.table_cache import Signature, listing
 
 GroupKey = tuple[str, str, bool, str, str]  # study, site, is_phantom, tag, metric
 Wanted = tuple[type, str | None]  # a row type, and the part of its table (check_results: the check) or None
+FIRST_ANSWER_WAIT = 60.0  # seconds a page waits for the medians' first answer (later ones are not waited for)
+logger = logging.getLogger(__name__)
 
 
-def session_rows(store: MetricStore, label: str, wanted: Sequence[Wanted]) -> dict[Wanted, list]:
-    """The session's rows of each (row type, part) in `wanted`, as MetricStore.read gives them,
-    read with one DuckDB connection. A file that does not read goes through MetricStore.read,
-    which moves it to the quarantine (its rows are then [])."""
-    out: dict[Wanted, list] = {}
-    with duckdb.connect() as con:
-        for row_type, part in wanted:
-            path = store.parquet_dir / table_of(row_type) / session_file_name(label, part)
-            if not path.exists():
-                out[(row_type, part)] = []
-                continue
-            try:
-                cursor = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
-                names = [d[0] for d in cursor.description]
-                out[(row_type, part)] = [make_row(row_type, dict(zip(names, values))) for values in cursor.fetchall()]
-            except duckdb.Error:
-                out[(row_type, part)] = store.read(row_type, label, part)
-    return out
+class SessionReader:
+    """`reader.rows(label, wanted)`: the session's rows of each (row type, part), as
+    MetricStore.read gives them, through one long-lived DuckDB (a cursor per call: safe from
+    several threads). A file that does not read goes through MetricStore.read, which moves it
+    to the quarantine (its rows are then [])."""
+
+    def __init__(self, store: MetricStore) -> None:
+        self.store = store
+        self._con = duckdb.connect()
+        self._lock = threading.Lock()
+
+    def rows(self, label: str, wanted: Sequence[Wanted]) -> dict[Wanted, list]:
+        out: dict[Wanted, list] = {}
+        with self._lock:
+            cursor = self._con.cursor()
+        with cursor:
+            for row_type, part in wanted:
+                path = self.store.parquet_dir / table_of(row_type) / session_file_name(label, part)
+                if not path.exists():
+                    out[(row_type, part)] = []
+                    continue
+                try:
+                    result = cursor.execute("SELECT * FROM read_parquet(?)", [str(path)])
+                    names = [d[0] for d in result.description]
+                    out[(row_type, part)] = [make_row(row_type, dict(zip(names, values)))
+                                             for values in result.fetchall()]
+                except duckdb.Error:
+                    out[(row_type, part)] = self.store.read(row_type, label, part)
+        return out
 
 
 @dataclass(frozen=True)
@@ -83,9 +99,14 @@ GROUP BY ALL
 
 
 def site_metric_values(store: MetricStore) -> dict[GroupKey, GroupValues]:
-    """Every (study, site, phantom, tag, metric) group's finite values, in ONE query."""
+    """Every (study, site, phantom, tag, metric) group's finite values, in ONE query (straight
+    from the files, without a progress bar; through the views if a file lacks a column)."""
     try:
-        rows = store.query(_values_sql(store, direct=True))
+        with duckdb.connect() as con:
+            con.execute("SET enable_progress_bar = false")
+            cursor = con.execute(_values_sql(store, direct=True))
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, values)) for values in cursor.fetchall()]
     except duckdb.Error as exc:
         if "schema mismatch" not in str(exc) and "No files found" not in str(exc):
             raise
@@ -104,33 +125,46 @@ def median_of(sorted_values: Sequence[float]) -> float | None:
 
 
 class SiteMetricValues:
-    """`values.median(study, site, phantom, tag, metric, other_than=label)`: the site's median of
-    a metric over its other sessions. Kept by the review app (one per app, shared by its threads);
-    the query runs again only when the qc_metrics or sessions folder's listing changed."""
+    """`values.medians(study, site, phantom, tag, metrics, other_than=label)`: the site's median
+    of each metric over its other sessions. One per app, shared by its threads."""
 
     def __init__(self, store: MetricStore) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._signature: tuple[dict[str, Signature], dict[str, Signature]] | None = None
+        self._signature: dict[str, Signature] | None = None  # the listing the answer is of
         self._groups: dict[GroupKey, GroupValues] = {}
-        self.queries = 0  # how many times the query ran (tests check it is not once per page)
+        self._running: threading.Thread | None = None
+        self.queries = 0  # answers computed (tests check it is not once per page)
 
-    def _current(self) -> dict[GroupKey, GroupValues]:
+    def _compute(self, signature: dict[str, Signature]) -> None:
+        try:
+            groups = site_metric_values(self.store) if signature else {}
+        except Exception:  # noqa: BLE001 - the pages go on without medians; the next page asks again
+            logger.exception("the site medians could not be computed from %s", self.store.parquet_dir)
+            groups = None
         with self._lock:
-            signature = (listing(self.store.parquet_dir / "qc_metrics"), listing(self.store.parquet_dir / "sessions"))
-            if signature != self._signature:
-                self._groups = site_metric_values(self.store) if signature[0] and signature[1] else {}
-                self._signature = signature
+            if groups is not None:
+                self._groups, self._signature = groups, signature
                 self.queries += 1
-            return self._groups
+            self._running = None
 
-    def median(self, study: str, site: str, phantom: bool, tag: str, metric: str, other_than: str) -> SiteMedian:
-        return self.medians(study, site, phantom, tag, [metric], other_than)[metric]
+    def refresh(self, wait: bool = False) -> None:
+        """Start computing again if the qc_metrics folder changed; `wait`: until it is done."""
+        signature = listing(self.store.parquet_dir / "qc_metrics")
+        with self._lock:
+            if signature != self._signature and self._running is None:
+                self._running = threading.Thread(target=self._compute, args=(signature,), name="site-medians",
+                                                 daemon=True)
+                self._running.start()
+            running = self._running if wait or self._signature is None else None
+        if running is not None:
+            running.join(FIRST_ANSWER_WAIT)
 
     def medians(self, study: str, site: str, phantom: bool, tag: str, metrics: Sequence[str],
                 other_than: str) -> dict[str, SiteMedian]:
-        """The medians of several metrics of one series (one look at the listings)."""
-        groups = self._current()
+        self.refresh()
+        with self._lock:
+            groups = self._groups
         out = {}
         for metric in metrics:
             group = groups.get((study, site, phantom, tag, metric))
