@@ -45,7 +45,7 @@ def served(qc_session, tmp_path_factory):
 def get(server: ReviewServer, path: str, method: str = "GET", login: bool = True) -> tuple[int, dict[str, str], bytes]:
     """A raw request (as the logged-in reviewer, unless not `login`): the path is sent exactly as
     given (no client-side normalisation of '..')."""
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)  # a busy machine
     try:
         connection.request(method, path, headers={"Cookie": server.cookie} if login else {})
         response = connection.getresponse()

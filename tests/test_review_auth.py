@@ -6,16 +6,19 @@ security headers, and the MRIQC Web-API routes outside all of it."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
 from datman_flow.layout import DataLayout
+from datman_flow.review.accounts import Accounts
 from datman_flow.review.audit import AuditLog
+from datman_flow.review.logins import LoginRegistry, LoginThrottle
 from datman_flow.review.server import ReviewServer
 from datman_flow.store.review_rows import SignOffRow
 
-from review_helpers import LABEL, Browser, review_data
+from review_helpers import LABEL, Browser, add_reviewer, review_data
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +158,29 @@ def test_the_mriqc_routes_need_neither_cookie_nor_csrf(tmp_path, monkeypatch):
         assert reply.headers["x-frame-options"] == "DENY"
         assert browser.get("/").status == 303  # everything else still needs the login
         assert quote("/") in browser.get("/").headers["location"]
+
+
+def test_a_removed_reviewer_is_logged_out_and_the_favicon_is_nobody_s_secret(app):
+    server, data, _, _ = app
+    add_reviewer(data, "erin")
+    browser = Browser(server.host, server.port)
+    assert browser.login("erin").status == 303 and browser.get("/").status == 200
+    Accounts(data).remove("erin")
+    assert browser.get("/").status == 303
+    assert Browser(server.host, server.port).get("/favicon.ico").status == 204
+
+
+def test_failed_logins_are_throttled_per_address_and_logins_expire():
+    throttle = LoginThrottle(limit=3, window=60)
+    for _ in range(3):
+        assert not throttle.blocked("10.0.0.1")
+        throttle.failed("10.0.0.1")
+    assert throttle.blocked("10.0.0.1") and not throttle.blocked("10.0.0.2")
+    throttle.succeeded("10.0.0.1")
+    assert not throttle.blocked("10.0.0.1")
+    logins = LoginRegistry(max_age=0.2)
+    login = logins.start("alice")
+    assert logins.user_of(login, "alice") == "alice" and logins.user_of(login, "bob") is None
+    assert logins.user_of("forged", "alice") is None and logins.user_of(None, "alice") is None
+    time.sleep(0.25)
+    assert logins.user_of(login, "alice") is None

@@ -177,7 +177,8 @@ def action_routes(ctx: ReviewContext) -> list[Route]:
         if isinstance(row, Response):
             return row
         assert isinstance(row, SeriesDecisionRow)
-        return back(request, label, f"series-{number}", {"decision_id": row.id, "decision": row.decision})
+        return back(request, label, f"series-{quote(number, safe='')}", {"decision_id": row.id,
+                                                                         "decision": row.decision})
 
     return [Route("/session/{label}/rate", rate, methods=["POST"], name="rate"),
             Route("/session/{label}/signoff", signoff, methods=["POST"], name="signoff"),

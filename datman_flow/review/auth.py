@@ -11,6 +11,7 @@ checks the name and password against the reviewers' accounts (accounts.py) and s
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -38,6 +39,7 @@ LOGIN_PATH = "/login"
 FAVICON = "/favicon.ico"
 PUBLIC_PATHS = frozenset({LOGIN_PATH, FAVICON})
 WRONG = "wrong name or password"
+logger = logging.getLogger(__name__)
 
 
 def logged_in_user(ctx: ReviewContext, session: dict) -> str | None:
@@ -101,8 +103,10 @@ def auth_routes(ctx: ReviewContext) -> list[Route]:
             return refuse(ctx, request, 429, "too many failed logins from this address: wait 10 minutes")
         try:
             ok = await run_in_threadpool(ctx.accounts.verify, name, password)
-        except AccountError as exc:
-            return refuse(ctx, request, 500, f"the reviewers' accounts cannot be read: {exc}")
+        except AccountError:
+            logger.exception("login of %s refused: the accounts file cannot be used", shown_name(name))
+            return refuse(ctx, request, 500, "the reviewers' accounts cannot be read: ask the data manager "
+                                             "(the app's log says why)")
         if not ok:
             ctx.throttle.failed(client)
             await run_in_threadpool(ctx.audit.record, "login_failed", shown_name(name), client=client)
