@@ -8,7 +8,7 @@ import base64
 import re
 from dataclasses import replace
 from pathlib import Path
-from urllib.request import urlopen
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
@@ -21,6 +21,7 @@ from datman_flow.review.server import ReviewServer
 from datman_flow.xnat.emulator import XnatEmulator
 
 from pipeline_helpers import CONFIGS, PHANTOM, copy_session, sample_template
+from review_helpers import Browser, add_reviewer
 
 BASE = "http://127.0.0.1:3001"
 IMAGE = re.compile(r"!\[([^\]]*)\]\((data:image/png;base64,[A-Za-z0-9+/=]+)\)")
@@ -114,7 +115,11 @@ def test_a_dagster_run_shows_the_picture_linked_to_the_review_app(template, tmp_
         assert isinstance(metadata["pictures"], dg.MarkdownMetadataValue)
         (link,) = LINKED.findall(text)
         assert link.startswith(f"{review.url}/pictures/{PHANTOM}/") and link.endswith("_qc.png")
-        with urlopen(link, timeout=5) as response:
-            assert response.status == 200 and response.headers["Content-Type"] == "image/png"
-            assert response.read() == Path(str(next(v.value for k, v in metadata.items()
-                                                     if k.startswith("picture_")))).read_bytes()
+        add_reviewer(data, "alice")  # the review app serves pictures to reviewers who logged in
+        browser = Browser(review.host, review.port)
+        assert browser.get(urlsplit(link).path).status == 303  # to the login page first
+        assert browser.login("alice", next_path=urlsplit(link).path).headers["location"] == urlsplit(link).path
+        response = browser.get(urlsplit(link).path)
+        assert response.status == 200 and response.headers["content-type"] == "image/png"
+        assert response.body == Path(str(next(v.value for k, v in metadata.items()
+                                              if k.startswith("picture_")))).read_bytes()

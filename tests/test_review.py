@@ -1,5 +1,6 @@
 """The review app over real HTTP on 127.0.0.1 (uvicorn in a thread): a session's full-size QC
-pictures served, everything else refused with 404; the links the UI's thumbnails carry."""
+pictures served to a logged-in reviewer, everything else refused with 404, nothing to anyone
+else; the links the UI's thumbnails carry; the `datman-flow review` command."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from datman_flow.qc.review_pictures import render_review_pictures
 from datman_flow.review.server import ReviewServer
 from datman_flow.review.urls import BadPicturesUrl, picture_url, pictures_url_from
 
+from review_helpers import PASSWORD, Browser, add_reviewer
+
 QC_LABEL = "SPN01_CMH_0001_01_01"  # conftest's qc_session
 
 
@@ -31,18 +34,23 @@ def served(qc_session, tmp_path_factory):
     assert {q.series.session for q in qc_session[1]} == {QC_LABEL}
     data = tmp_path_factory.mktemp("review") / "data"
     shutil.copytree(qc_session[0], data, symlinks=True)
+    add_reviewer(data, "alice")
     pictures = sorted(data.rglob("*_qc.png"))
     to_rate = [p.path for q in qc_session[1] for p in render_review_pictures(
         data / Path(str(q.series.nifti_path)).relative_to(qc_session[0]), q.kind)]
     with ReviewServer(data) as server:
+        browser = Browser(server.host, server.port)
+        assert browser.login("alice").status == 303
+        server.cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
         yield server, data, pictures + to_rate
 
 
-def get(server: ReviewServer, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """A raw request: the path is sent exactly as given (no client-side normalisation of '..')."""
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=5)
+def get(server: ReviewServer, path: str, method: str = "GET", login: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """A raw request (as the logged-in reviewer, unless not `login`): the path is sent exactly as
+    given (no client-side normalisation of '..')."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)  # a busy machine
     try:
-        connection.request(method, path)
+        connection.request(method, path, headers={"Cookie": server.cookie} if login else {})
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -58,7 +66,9 @@ def test_a_session_s_picture_is_served_with_cache_control(served):
         assert headers["x-content-type-options"] == "nosniff" and "etag" in headers
     status, headers, body = get(server, f"/pictures/{QC_LABEL}/{pictures[0].name}", method="HEAD")
     assert status == 200 and body == b"" and int(headers["content-length"]) == pictures[0].stat().st_size
-    assert get(server, f"/pictures/{QC_LABEL}/{pictures[0].name}", method="POST")[0] == 405
+    assert get(server, f"/pictures/{QC_LABEL}/{pictures[0].name}", method="POST")[0] == 403  # no CSRF token
+    status, headers, body = get(server, f"/pictures/{QC_LABEL}/{pictures[0].name}", login=False)
+    assert status == 303 and headers["location"].startswith("/login?next=") and b"PNG" not in body
 
 
 def test_the_link_of_a_thumbnail_fetches_its_picture(served, qc_session):
@@ -103,7 +113,6 @@ def test_everything_but_a_session_s_qc_picture_is_refused(served, tmp_path_facto
         f"/pictures/{QC_LABEL}",
         f"/pictures/{QC_LABEL}/",
         f"/{folder.name}/{name}",
-        "/",
     ]
     for path in refused:
         status, _, body = get(server, path)
@@ -159,7 +168,7 @@ def test_a_picture_to_rate_is_served_and_nothing_that_only_looks_like_one(served
 def test_the_server_stops_with_its_owner(qc_session):
     with ReviewServer(qc_session[0]) as server:
         port = server.port
-        assert get(server, "/")[0] == 404
+        assert get(server, "/", login=False)[0] == 303
     with pytest.raises(OSError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
 
@@ -193,18 +202,22 @@ def test_the_review_command_serves_the_data_folder_until_stopped(served):
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urlopen(f"http://127.0.0.1:{port}/pictures/{QC_LABEL}/{pictures[0].name}", timeout=5) as reply:
-                    assert reply.status == 200 and reply.read() == pictures[0].read_bytes()
+                with urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as reply:
+                    assert reply.status == 200 and b'name="csrf_token"' in reply.read()
                 break
             except URLError:
                 assert server.poll() is None and time.monotonic() < deadline, "the review app did not start"
                 time.sleep(0.2)
+        browser = Browser("127.0.0.1", port)
+        assert browser.login("alice", PASSWORD).status == 303
+        picture = browser.get(f"/pictures/{QC_LABEL}/{pictures[0].name}")
+        assert picture.status == 200 and picture.body == pictures[0].read_bytes()
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
     # uvicorn shuts down cleanly, then ends by the signal it was sent
     assert server.returncode in (0, -signal.SIGTERM) and "Finished server process" in output, output
-    assert f"DATMAN_PICTURES_URL=http://127.0.0.1:{port}" in output
+    assert f"DATMAN_PICTURES_URL=http://127.0.0.1:{port}" in output and f"on http://127.0.0.1:{port}/" in output
     missing = subprocess.run([*command[:-1], str(data / "nowhere")], capture_output=True, text=True, env=env,
                              timeout=60, check=False)
     assert missing.returncode == 2 and "no data folder at" in missing.stderr

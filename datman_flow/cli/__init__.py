@@ -4,8 +4,8 @@ Every command reads the configs folder (--config-dir, env DATMAN_CONFIG_DIR, ./c
 writes under the data folder (--data-dir, env DATMAN_DATA_DIR, ./data)."""
 
 # The argument parser is here; what each command does is in commands.py, ingest.py, status.py,
-# gold.py, alerts.py, review.py, ratings.py, webapi.py and demo.py (validate.py checks the data folder and study codes
-# they are given), and everything printed for a person goes through render.py.
+# gold.py, alerts.py, review.py, reviewer.py, ratings.py, webapi.py and demo.py (validate.py checks the data
+# folder and study codes they are given), and everything printed for a person goes through render.py.
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from datman_flow.cli.alerts import add_alerts_command
 from datman_flow.cli.gold import add_gold_commands
 from datman_flow.cli.ratings import add_ratings_command
 from datman_flow.cli.review import add_review_command
+from datman_flow.cli.reviewer import add_reviewer_commands
 from datman_flow.cli.webapi import add_webapi_command
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
@@ -26,6 +27,10 @@ from datman_flow.qc.kinds import QC_KINDS
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
+    parser.add_argument("--data-dir", help="data folder (default: env DATMAN_DATA_DIR, else ./data)")
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="data folder (default: env DATMAN_DATA_DIR, else ./data)")
 
 
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_command(sub)
     add_ratings_command(sub, add_dirs)
     add_webapi_command(sub, add_dirs)
+    add_reviewer_commands(sub, add_data_dir)
     add_alerts_command(sub, add_dirs)
 
     status = sub.add_parser("status", help="each session's status, health and checks, from the metric store",

@@ -2,10 +2,10 @@
 
 Everything lives under one folder (./demo by default): xnat/ (what the emulator serves),
 staging/ (generated sessions waiting to "arrive"), data/ (datman-flow's outputs and metric
-store) and dagster_home/. With the UI, the review app serves the full-size QC pictures on the
-port after the UI's (DATMAN_PICTURES_URL tells the Dagster process where). Sessions are moved
-from staging/ into xnat/ one at a time, as a scanner would send them, so the sensor has
-something new to notice.
+store) and dagster_home/. With the UI, the review app (reviewer `demo`, its password printed)
+serves the full-size QC pictures and the rating pages on the port after the UI's
+(DATMAN_PICTURES_URL tells the Dagster process where). Sessions are moved from staging/ into
+xnat/ one at a time, as a scanner would send them, so the sensor has something new to notice.
 """
 
 from __future__ import annotations
@@ -94,6 +94,20 @@ def run_headless(root: Path, samples, config_dir: Path) -> int:
     return 1 if failed else 0
 
 
+def demo_reviewer(data_dir: Path) -> str:
+    """The demo's reviewer `demo`, with a new random password each start (returned, to print)."""
+    import secrets
+
+    from datman_flow.review.accounts import Accounts
+
+    accounts, password = Accounts(data_dir), secrets.token_urlsafe(9)
+    if accounts.exists("demo"):
+        accounts.set_password("demo", password)
+    else:
+        accounts.add("demo", password)
+    return password
+
+
 def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
     from datman_flow.review.server import ReviewServer
     from datman_flow.review.urls import PICTURES_URL_VAR
@@ -117,10 +131,11 @@ def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
     # the full-size QC pictures that the UI's thumbnails link to, on the next port
     with ReviewServer(root / "data", host="127.0.0.1", port=ui_port + 1) as pictures:
         os.environ[PICTURES_URL_VAR] = pictures.url
+        password = demo_reviewer(root / "data")
         threading.Thread(target=feed, daemon=True).start()
         print(f"Dagster UI on http://127.0.0.1:{ui_port} : sessions arrive every {interval:.0f} s and the sensor "
-              f"(every 30 s) ingests them; full-size QC pictures on {pictures.url}. Ctrl-C stops everything.",
-              flush=True)
+              f"(every 30 s) ingests them; the review app (full-size QC pictures, ratings) on {pictures.url}, "
+              f"log in as `demo` with password {password}. Ctrl-C stops everything.", flush=True)
         try:
             return subprocess.call([dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)])
         except KeyboardInterrupt:

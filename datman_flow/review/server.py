@@ -1,5 +1,6 @@
 """The review app served by uvicorn: in the foreground (`datman-flow review`) or in a thread
-that starts and stops with its owner (the UI demo, tests)."""
+that starts and stops with its owner (the UI demo, tests). `server.app.state.review` is the
+app's ReviewContext (its caches, for tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from datman_flow.review.app import create_app
 START_TIMEOUT = 10.0  # seconds for the server to start listening, and to stop
 
 
-def serve(data_dir: Path, host: str, port: int) -> None:
+def serve(data_dir: Path, host: str, port: int, https_only: bool = False) -> None:
     """Serve until interrupted (Ctrl-C, SIGTERM)."""
-    uvicorn.run(create_app(data_dir), host=host, port=port, log_level="info", timeout_keep_alive=5)
+    uvicorn.run(create_app(data_dir, https_only=https_only), host=host, port=port, log_level="info",
+                timeout_keep_alive=5)
 
 
 class ReviewServer:
@@ -25,7 +27,8 @@ class ReviewServer:
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.data_dir, self.host, self.port = Path(data_dir), host, port
-        config = uvicorn.Config(create_app(self.data_dir), log_level="warning", timeout_keep_alive=5)
+        self.app = create_app(self.data_dir)
+        config = uvicorn.Config(self.app, log_level="warning", timeout_keep_alive=5)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -47,6 +50,11 @@ class ReviewServer:
             self.stop()
             raise RuntimeError(f"the review app did not start on {self.url} within {START_TIMEOUT:.0f} s")
         return self
+
+    def wait_warm(self, timeout: float = 120.0) -> bool:
+        """Wait until the app has read its tables once (what its first page would wait for);
+        whether it did within `timeout` seconds (benchmarks time the pages after this)."""
+        return self.app.state.review.warmed.wait(timeout)
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -30,7 +30,7 @@ def check_base_url(url: str, where: str) -> str:
         raise BadPicturesUrl(f"{where}: {url!r} is not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadPicturesUrl(f"{where}: {url!r} must be an http:// or https:// URL with a host, "
-                             f"e.g. http://127.0.0.1:3001 (where `datman-flow review` listens)")
+                             f"e.g. http://127.0.0.1:8050 (where `datman-flow review` listens)")
     if parts.query or parts.fragment or parts.username or parts.password or _UNSAFE.search(text):
         raise BadPicturesUrl(f"{where}: {url!r} must be a plain base URL: no query, fragment, credentials, "
                              f"spaces, quotes or brackets")
