@@ -9,8 +9,8 @@ from datman_flow.defs.checks import REVIEW_SPEC
 from datman_flow.defs.metadata import check_result, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
-from datman_flow.pipeline.review_state import read_review, review_outcome
-from datman_flow.pipeline.review_summary import review_metadata
+from datman_flow.pipeline.review_state import read_review
+from datman_flow.pipeline.review_summary import review_check, review_metadata
 
 
 @dg.asset(partitions_def=SESSIONS, group_name="session", deps=["qc_metrics"], kinds={"duckdb"},
@@ -26,4 +26,4 @@ def session_review(context: dg.AssetExecutionContext, datman: DatmanSettings) ->
     state = read_review(datman.layout(), label)
     context.log.info(f"{label}: review {state.state}, {len(state.findings)} finding(s)")
     return dg.MaterializeResult(metadata=metadata(review_metadata(state, review_url)),
-                                check_results=[check_result(review_outcome(state), label)])
+                                check_results=[check_result(review_check(state), label)])

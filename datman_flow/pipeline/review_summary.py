@@ -6,22 +6,30 @@ markdown (no link, picture or HTML of theirs is rendered) and on one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+from datman_flow.alerts.events import one_line
 from datman_flow.pipeline.review_links import session_link
-from datman_flow.pipeline.review_state import FAILED, ReviewState
-from datman_flow.pipeline.summary import Markdown, Metadata
+from datman_flow.pipeline.review_state import FAILED, ReviewState, review_outcome
+from datman_flow.pipeline.summary import CheckOutcome, Markdown, Metadata
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+# what starts a link, a picture, HTML, code or emphasis ('|' is a table's: markdown_table escapes it)
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
 TEXT_LIMIT = 600
+DESCRIPTION_LIMIT = 2000
 
 
 def md_text(text: object, limit: int = TEXT_LIMIT) -> str:
     """`text` on one line, at most `limit` characters, its markdown characters escaped."""
-    flat = " ".join(CONTROL.sub(" ", str(text)).split())
-    flat = flat if len(flat) <= limit else flat[:limit - 1] + "…"
-    return MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    return MARKDOWN_SPECIAL.sub(r"\\\1", one_line(text, limit))
+
+
+def review_check(state: ReviewState) -> CheckOutcome:
+    """The `review` check (review_state.review_outcome) with its description on one line: it
+    carries reviewers' notes."""
+    outcome = review_outcome(state)
+    return dataclasses.replace(outcome, description=one_line(outcome.description, DESCRIPTION_LIMIT))
 
 
 def review_action(review_url: str, label: str) -> str:

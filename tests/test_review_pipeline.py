@@ -1,0 +1,377 @@
+"""Reviewers' decisions back in the pipeline, through Dagster's instance API: a freshly ingested
+session's `review` check is pending; a FAIL rating is noticed by the review_changes sensor, whose
+requested run turns the check failed; a PASS and a sign-off turn it passed; the board lists
+the finding and drops it once signed off; an alert per finding, sent once; a blacklisted
+series is never promoted; `datman-flow status` shows the review. Times: the review tables are
+UTC, `ingested_at` local time, compared on one clock (tested under two time zones)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from datman_flow.definitions import defs
+from datman_flow.defs.partitions import SESSIONS
+from datman_flow.defs.resources import DatmanSettings
+from datman_flow.defs.review_sensor import review_changes
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline.alerts import alert_step
+from datman_flow.pipeline.board import board_step
+from datman_flow.pipeline.gold import PromoteRefused, promote_series
+from datman_flow.pipeline.review_changes import ReviewCursor, changes_since, review_files
+from datman_flow.pipeline.review_overview import as_local
+from datman_flow.review.scales import Display, Rating, Step
+from datman_flow.store import CheckRow, MetricStore, SeriesRow, SessionRow
+from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecisionRow, SignOffRow
+from datman_flow.xnat.emulator import XnatEmulator
+
+from alert_helpers import WebhookReceiver, write_session
+from pipeline_helpers import CONFIGS, PHANTOM, REPO, sample_template
+
+REVIEW_URL = "http://review.lab.example:8050"
+PARTICIPANT = "SPN01_CMH_0007_01_01"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def register_picture(store: MetricStore, label: str, series: str = "2", tag: str = "T1") -> RatingImageRow:
+    [image] = store.append(RatingImageRow, label, [RatingImageRow(
+        id=0, img=f"nii/{label}/{label}_{tag}_review-z.png", slice=88, file1=f"nii/{label}/{label}_{tag}.nii.gz",
+        file2=None, display=Display.Z, step=Step.RAW_T1W, created=utc_now(), scan_session=label,
+        series_number=series, tag=tag, width=400, height=400)])
+    return image
+
+
+def rate(store: MetricStore, image: RatingImageRow, rating: Rating, user: str, notes: str = "",
+         created: datetime | None = None) -> RatingRow:
+    [row] = store.append(RatingRow, image.scan_session, [RatingRow(
+        id=0, source_data_issue=False, rating=int(rating), img_id=image.id, session=1, notes=notes,
+        created=created or utc_now(), scan_session=image.scan_session, user=user)])
+    return row
+
+
+def sign_off(store: MetricStore, label: str, user: str, created: datetime | None = None) -> SignOffRow:
+    [row] = store.append(SignOffRow, label, [SignOffRow(id=0, scan_session=label, user=user, comment="looked at all",
+                                                        created=created or utc_now())])
+    return row
+
+
+def decide(store: MetricStore, label: str, series: str, decision: str, user: str, reason: str,
+           created: datetime | None = None) -> SeriesDecisionRow:
+    [row] = store.append(SeriesDecisionRow, label, [SeriesDecisionRow(
+        id=0, scan_session=label, series_number=series, tag="T1", decision=decision, reason=reason, user=user,
+        created=created or utc_now())])
+    return row
+
+
+def latest_review_check(instance: dg.DagsterInstance, label: str):
+    """The newest evaluation of the session's `review` check."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("session_review"), "review"), limit=20)
+    record = next(r for r in records if r.partition == label)
+    return record.event.dagster_event.event_specific_data
+
+
+def tick(instance: dg.DagsterInstance, datman: DatmanSettings, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"datman": datman})
+    result = review_changes(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def run_requested(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """What the daemon does with the sensor's request: the job of the code location, in-process."""
+    job = defs.resolve_job_def(request.job_name)
+    return job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
+                                  asset_selection=request.asset_selection)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """The sample phantom ingested by the code location's `ingest_session` job on a persistent
+    instance (its health is ok: nothing on the board until a reviewer finds something)."""
+    root = tmp_path_factory.mktemp("review_pipeline")
+    sample_template(root / "xnat", [PHANTOM])
+    (root / "dagster_home").mkdir()
+    mp = pytest.MonkeyPatch()
+    with XnatEmulator(root / "xnat", port=0, user="u", password="p") as xnat, \
+            dg.instance_for_test(temp_dir=str(root / "dagster_home"), set_dagster_home=False) as instance:
+        for key, value in {"DATMAN_XNAT_URL": xnat.url, "XNAT_USER": "u", "XNAT_PASS": "p",
+                           "DATMAN_CONFIG_DIR": str(CONFIGS), "DATMAN_DATA_DIR": str(root / "data"),
+                           "DATMAN_REVIEW_URL": REVIEW_URL}.items():
+            mp.setenv(key, value)
+        instance.add_dynamic_partitions(SESSIONS.name, [PHANTOM])
+        result = defs.resolve_job_def("ingest_session").execute_in_process(instance=instance, partition_key=PHANTOM,
+                                                                       raise_on_error=False)
+        assert result.success
+        yield instance, root / "data", DatmanSettings(config_dir=str(CONFIGS), data_dir=str(root / "data"))
+    mp.undo()
+
+
+def test_a_rating_reaches_the_check_the_board_and_the_alerts_within_a_sensor_tick(ingested):
+    instance, data, datman = ingested
+    store = MetricStore.under(data)
+    pending = latest_review_check(instance, PHANTOM)  # run by the ingest job itself
+    assert pending.passed is False and pending.severity == dg.AssetCheckSeverity.WARN
+    assert pending.description.startswith(f"{PHANTOM}: pending: awaiting review (")
+
+    first = tick(instance, datman, None)  # nothing rated yet
+    assert not first.run_requests and "no review changed" in first.skip_reason.skip_message
+    layout = DataLayout(data)
+    hook_env: dict[str, str] = {"DATMAN_REVIEW_URL": REVIEW_URL}
+    with WebhookReceiver() as hook:
+        hook_env["DATMAN_ALERT_WEBHOOK"] = hook.url
+        alert_step(layout, hook_env)  # alerts switched on now: what is found from here on is told
+
+        image = register_picture(store, PHANTOM)
+        fail = rate(store, image, Rating.FAIL, "alice", notes="ghosting\nover the\tfrontal lobe | [x](http://evil)")
+        result = tick(instance, datman, first.cursor)
+        runs = [r for r in result.run_requests if r.job_name == "review_session"]
+        [board_run] = [r for r in result.run_requests if r.job_name == "refresh_study_views"]
+        assert [r.partition_key for r in runs] == [PHANTOM]
+        assert runs[0].run_key.startswith(f"review-{PHANTOM}-")
+        assert run_requested(instance, runs[0]).success
+        failed = latest_review_check(instance, PHANTOM)
+        assert failed.passed is False and failed.severity == dg.AssetCheckSeverity.ERROR
+        assert failed.description.startswith(f"{PHANTOM}: failed: series 2 (T1) axial slice 88 rated FAIL by alice: ")
+        materialization = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_review"), asset_partitions=[PHANTOM]),
+            limit=1).records[0].asset_materialization
+        assert materialization.metadata["review"].value == "failed"
+        assert materialization.metadata["review_app"].value == (f"[{REVIEW_URL}/session/{PHANTOM}]"
+                                                               f"({REVIEW_URL}/session/{PHANTOM})")
+        assert "\\[x\\](http://evil)" in materialization.metadata["findings"].value  # shown, never a link
+
+        # the board run the sensor asked for: the session's health is ok, its review is not
+        assert board_run.asset_selection == [dg.AssetKey("sessions_board")]
+        assert run_requested(instance, board_run).success
+        board = instance.fetch_materializations(dg.AssetKey("sessions_board"), limit=1).records[0]
+        lines = [line for line in board.asset_materialization.metadata["board"].value.splitlines()
+                 if line.startswith(f"| {PHANTOM}")]
+        assert len(lines) == 1 and "rated FAIL by alice: ghosting over the frontal lobe \\|" in lines[0]
+        assert f"look at it in the review app ({REVIEW_URL}/session/{PHANTOM}); blacklist the series" in lines[0]
+        assert board.asset_materialization.metadata["review_sessions"].value == 1
+
+        # the alert: one post per finding, never again
+        sent = alert_step(layout, hook_env)
+        assert [d.key for d in sent.sent] == [f"{PHANTOM}:review:rating-{fail.id}"]
+        [post] = [p["text"] for p in hook.accepted()]
+        title, *text = post.splitlines()
+        assert title == f"{PHANTOM}: series 2 (T1) rated FAIL by alice"
+        assert "Notes: ghosting over the frontal lobe | [x](http://evil)." in text  # one line, the newline gone
+        assert any(f"({REVIEW_URL}/session/{PHANTOM})" in line for line in text)
+        assert not alert_step(layout, hook_env).sent and len(hook.accepted()) == 1
+
+        # a PASS over the FAIL and a sign-off: the check passes, the board forgets it
+        rate(store, image, Rating.PASS, "bob")
+        sign_off(store, PHANTOM, "bob")
+        again = tick(instance, datman, result.cursor)
+        [rerun] = [r for r in again.run_requests if r.job_name == "review_session"]
+        assert rerun.run_key != runs[0].run_key and run_requested(instance, rerun).success
+        passed = latest_review_check(instance, PHANTOM)
+        assert passed.passed is True and passed.description.startswith(f"{PHANTOM}: passed: signed off by bob on ")
+        assert PHANTOM not in board_step(layout).markdown()
+        assert not alert_step(layout, hook_env).sent  # the undone FAIL is not told again
+    quiet = tick(instance, datman, again.cursor)
+    assert not quiet.run_requests  # nothing changed since
+
+
+def test_the_sensor_ignores_junk_names_and_sessions_dagster_does_not_know(ingested, tmp_path):
+    instance, data, datman = ingested
+    store_dir = tmp_path / "store"
+    other = DatmanSettings(config_dir=str(CONFIGS), data_dir=str(tmp_path))
+    (store_dir / "ratings").mkdir(parents=True)
+    for name in ("notes.txt", "x-0a1b2c.parquet", "SPN01_CMH.parquet", "_schema.parquet", ".tmp.parquet"):
+        (store_dir / "ratings" / name).write_bytes(b"junk")
+    junk = tick(instance, other, None)
+    assert not junk.run_requests and "no review changed" in junk.skip_reason.skip_message
+    unknown = "SPN01_CMH_0999_01_01"  # a valid label with no partition (ingested without this instance)
+    (store_dir / "review_signoffs").mkdir()
+    (store_dir / "review_signoffs" / f"{unknown}.parquet").write_bytes(b"junk")
+    result = tick(instance, other, junk.cursor)
+    assert [r.job_name for r in result.run_requests] == ["refresh_study_views"]  # the board only
+    assert not tick(instance, other, result.cursor).run_requests
+
+
+def set_mtime(path: Path, ns: int) -> None:
+    os.utime(path, ns=(ns, ns))
+
+
+def test_changes_at_equal_times_are_not_missed_and_a_look_takes_a_bounded_number(tmp_path):
+    folder = tmp_path / "store" / "ratings"
+    folder.mkdir(parents=True)
+    a, b = folder / "SPN01_CMH_0001_01_01.parquet", folder / "SPN01_CMH_0002_01_01.parquet"
+    a.write_bytes(b"1")
+    set_mtime(a, 5_000_000_000)
+    first = changes_since(review_files(tmp_path / "store"), ReviewCursor())
+    assert first.changed == {"SPN01_CMH_0001_01_01": 5_000_000_000}
+    cursor = ReviewCursor.from_json(first.cursor.to_json())
+    b.write_bytes(b"2")
+    set_mtime(b, 5_000_000_000)  # saved in the same clock tick as the one already seen
+    second = changes_since(review_files(tmp_path / "store"), cursor)
+    assert second.changed == {"SPN01_CMH_0002_01_01": 5_000_000_000}
+    tmp = folder / ".a.tmp"
+    tmp.write_bytes(b"3")
+    os.replace(tmp, a)  # a save renames a new file over the old one: a new inode
+    set_mtime(a, 5_000_000_000)
+    third = changes_since(review_files(tmp_path / "store"), second.cursor)
+    assert third.changed == {"SPN01_CMH_0001_01_01": 5_000_000_000}
+    assert not changes_since(review_files(tmp_path / "store"), third.cursor).changed
+    for n in range(3, 8):
+        (folder / f"SPN01_CMH_000{n}_01_01.parquet").write_bytes(b"x")
+    some = changes_since(review_files(tmp_path / "store"), third.cursor, limit=2)
+    rest = changes_since(review_files(tmp_path / "store"), some.cursor, limit=10)
+    assert some.more and len(some.changed) == 2 and not rest.more
+    assert sorted([*some.changed, *rest.changed]) == [f"SPN01_CMH_000{n}_01_01" for n in range(3, 8)]
+    assert ReviewCursor.from_json("{not json") == ReviewCursor() == ReviewCursor.from_json('{"mtime_ns": "1"}')
+
+
+@pytest.fixture
+def zone():
+    """Run under another time zone (the store's `ingested_at` is local time, sign-offs UTC)."""
+    before = os.environ.get("TZ")
+
+    def use(name: str) -> None:
+        os.environ["TZ"] = name
+        time.tzset()
+
+    yield use
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+@pytest.mark.parametrize("tz", ["America/Toronto", "Asia/Tokyo"])
+def test_a_session_signed_off_after_its_run_leaves_the_board_on_one_clock(tmp_path, zone, tz):
+    zone(tz)
+    layout = DataLayout(tmp_path / "data")
+    store = layout.metric_store
+    ran = datetime.now().replace(microsecond=0)  # local, as the runs write it
+    early, late = "SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"
+    for label in (early, late):
+        write_session(store, label, "attention", "missing DTI60 (0/1)", ingested_at=ran)
+        store.replace(CheckRow, label, [CheckRow(session=label, check_name="expected_series", tag="DTI60",
+                                                 passed=False, expected=1, found=0, detail="missing 1")],
+                      part="expected_series")
+    run_utc = ran.astimezone(UTC).replace(tzinfo=None)
+    sign_off(store, early, "carol", created=run_utc - timedelta(minutes=1))  # before the run: still on the board
+    sign_off(store, late, "carol", created=run_utc + timedelta(minutes=1))  # after it: seen by a person
+    assert as_local(run_utc) == ran
+    board = board_step(layout, REVIEW_URL)
+    assert board.sessions == [early] and board.signed_off == 1
+    assert board.items[0].problem.kind == "missing"
+
+    # a finding after the sign-off brings it back, with the review first; a sign-off after it settles it
+    image = register_picture(store, late)
+    rate(store, image, Rating.FAIL, "dave", created=run_utc + timedelta(minutes=2))
+    decide(store, late, "3", "blacklisted", "dave", "motion", created=run_utc + timedelta(minutes=3))
+    board = board_step(layout, REVIEW_URL)
+    items = [i for i in board.items if i.session == late]
+    assert [i.problem.kind for i in items] == ["review", "review"]  # its run's problems were signed off
+    assert items[1].problem.text == "series 3 (T1) blacklisted by dave: motion"
+    sign_off(store, late, "erin", created=run_utc + timedelta(minutes=4))
+    assert board_step(layout, REVIEW_URL).sessions == [early]
+
+
+def test_review_alerts_carry_the_findings_time_as_local_time(tmp_path, zone):
+    zone("Asia/Tokyo")
+    layout = DataLayout(tmp_path / "data")
+    store = layout.metric_store
+    with WebhookReceiver() as hook:
+        env = {"DATMAN_ALERT_WEBHOOK": hook.url}
+        start = datetime.now().replace(microsecond=0)
+        alert_step(layout, env, now=start)
+        made = (start + timedelta(seconds=5)).astimezone(UTC).replace(tzinfo=None)
+        decision = decide(store, PARTICIPANT, "3", "blacklisted", "bob\r\nBcc: x@evil", "motion\nartefact",
+                          created=made)
+        old = decide(store, "SPN01_CMH_0008_01_01", "4", "blacklisted", "bob", "before alerts were on",
+                     created=made - timedelta(hours=1))
+        report = alert_step(layout, env, now=start + timedelta(minutes=1))
+        assert [d.key for d in report.sent] == [f"{PARTICIPANT}:review:decision-{decision.id}"]
+        assert old.id != decision.id
+        [post] = [p["text"] for p in hook.accepted()]
+        title, *lines = post.splitlines()
+        assert title == f"{PARTICIPANT}: series 3 (T1) blacklisted by bob Bcc: x@evil"
+        assert "Reason: motion artefact." in lines
+        assert any(f"http://127.0.0.1:8050/session/{PARTICIPANT}" in line for line in lines)  # the default URL
+
+
+def test_a_bad_review_url_is_refused_naming_the_variable(tmp_path):
+    from datman_flow.alerts import AlertConfigError
+
+    with WebhookReceiver() as hook, pytest.raises(AlertConfigError, match="DATMAN_REVIEW_URL"):
+        alert_step(DataLayout(tmp_path / "data"), {"DATMAN_ALERT_WEBHOOK": hook.url,
+                                                   "DATMAN_REVIEW_URL": "javascript:alert(1)"})
+
+
+def converted_t1(data: Path, label: str, series: str) -> None:
+    """A participant's converted T1 in the store, with its NIfTI and sidecar on disk."""
+    folder = data / "nii" / label
+    folder.mkdir(parents=True, exist_ok=True)
+    nifti = folder / f"{label}_T1_0{series}_t1.nii.gz"
+    import nibabel as nib
+    import numpy as np
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), nifti)
+    nifti.with_name(nifti.name.replace(".nii.gz", ".json")).write_text(json.dumps(
+        {"EchoTime": 0.003, "RepetitionTime": 2.3, "SoftwareVersions": "syngo MR E11"}))
+    MetricStore.under(data).replace(SeriesRow, label, [SeriesRow(
+        session=label, scan_id=series, series_number=series, description="t1", tag="T1", nifti_path=str(nifti),
+        conversion_status="converted", download_status="complete")])
+
+
+def test_a_blacklisted_series_is_never_promoted(tmp_path):
+    data, configs = tmp_path / "data", tmp_path / "configs"
+    configs.mkdir()
+    converted_t1(data, PARTICIPANT, "5")
+    store = MetricStore.under(data)
+    decide(store, PARTICIPANT, "5", "blacklisted", "bob", "motion\nthroughout", created=datetime(2026, 11, 3, 14, 0))
+    result = subprocess.run([sys.executable, "-m", "datman_flow.cli", "gold", "promote", "--session", PARTICIPANT,
+                             "--tag", "T1", "--data-dir", str(data), "--config-dir", str(configs)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"series 5 of {PARTICIPANT} is blacklisted by bob on 2026-11-03: motion "
+                                     f"throughout; clear it in the review app first")
+    assert not (configs / "gold").exists()
+    decide(store, PARTICIPANT, "5", "cleared", "bob", "re-checked: fine")
+    promoted = promote_series(configs, DataLayout(data), PARTICIPANT, "T1")
+    assert promoted.path == configs / "gold" / "SPN01" / "CMH" / "T1.json" and promoted.path.exists()
+    decide(store, PARTICIPANT, "5", "flagged", "bob", "a little motion")  # flagged is kept, and promotable
+    assert promote_series(configs, DataLayout(data), PARTICIPANT, "T1").replaced
+    decide(store, PARTICIPANT, "5", "blacklisted", "carol", "wrong coil")
+    with pytest.raises(PromoteRefused, match="blacklisted by carol") as refused:
+        promote_series(configs, DataLayout(data), PARTICIPANT, "T1", "5")
+    assert refused.value.code == 2
+
+
+def test_status_shows_each_sessions_review(tmp_path):
+    data = tmp_path / "data"
+    store = MetricStore.under(data)
+    now = datetime.now().replace(microsecond=0)
+    labels = [f"SPN01_CMH_000{n}_01_01" for n in (1, 2, 3)]
+    for label in labels:
+        store.replace(SessionRow, label, [SessionRow(session=label, study="SPN01", site="CMH", status="ingested",
+                                                     scan_date="20261102", ingested_at=now, health="ok")])
+    rate(store, register_picture(store, labels[1]), Rating.FAIL, "alice")
+    sign_off(store, labels[2], "bob")
+    cli = [sys.executable, "-m", "datman_flow.cli", "status", "--data-dir", str(data)]
+    lines = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+    assert {json.loads(line)["session"]: json.loads(line)["review"] for line in lines} == {
+        labels[0]: "pending", labels[1]: "failed", labels[2]: "passed"}
+    table = subprocess.run([*cli, "--table"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                           check=True).stdout.splitlines()
+    column = table[0].index("review")
+    assert {row.split()[0]: " ".join(row[column:].split()) for row in table[1:-1]} == {
+        labels[0]: "pending", labels[1]: "failed (1)", labels[2]: "passed"}
