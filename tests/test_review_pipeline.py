@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from datman_flow.alerts.ledger import local_from_utc
 from datman_flow.definitions import defs
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
@@ -27,7 +28,6 @@ from datman_flow.pipeline.alerts import alert_step
 from datman_flow.pipeline.board import board_step
 from datman_flow.pipeline.gold import PromoteRefused, promote_series
 from datman_flow.pipeline.review_changes import ReviewCursor, changes_since, review_files
-from datman_flow.pipeline.review_overview import as_local
 from datman_flow.review.scales import Display, Rating, Step
 from datman_flow.store import CheckRow, MetricStore, SeriesRow, SessionRow
 from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecisionRow, SignOffRow
@@ -268,7 +268,7 @@ def test_a_session_signed_off_after_its_run_leaves_the_board_on_one_clock(tmp_pa
     run_utc = ran.astimezone(UTC).replace(tzinfo=None)
     sign_off(store, early, "carol", created=run_utc - timedelta(minutes=1))  # before the run: still on the board
     sign_off(store, late, "carol", created=run_utc + timedelta(minutes=1))  # after it: seen by a person
-    assert as_local(run_utc) == ran
+    assert local_from_utc(run_utc) == ran
     board = board_step(layout, REVIEW_URL)
     assert board.sessions == [early] and board.signed_off == 1
     assert board.items[0].problem.kind == "missing"
@@ -375,3 +375,32 @@ def test_status_shows_each_sessions_review(tmp_path):
     column = table[0].index("review")
     assert {row.split()[0]: " ".join(row[column:].split()) for row in table[1:-1]} == {
         labels[0]: "pending", labels[1]: "failed (1)", labels[2]: "passed"}
+
+
+def test_the_demo_makes_its_reviewer_once_and_keeps_a_changed_password(tmp_path):
+    from datman_flow.cli.demo import ensure_demo_reviewer
+    from datman_flow.review.accounts import Accounts
+
+    assert ensure_demo_reviewer(tmp_path / "data") == "login demo / demo-review"
+    accounts = Accounts(tmp_path / "data")
+    assert accounts.verify("demo", "demo-review")
+    accounts.set_password("demo", "changed-by-me")
+    ensure_demo_reviewer(tmp_path / "data")
+    assert accounts.verify("demo", "changed-by-me") and [r.name for r in accounts.reviewers()] == ["demo"]
+
+
+def test_a_bad_review_url_costs_the_link_not_the_review(tmp_path, monkeypatch):
+    from datman_flow.defs.review_assets import session_review
+
+    monkeypatch.setenv("DATMAN_REVIEW_URL", "http://host/x)](javascript:alert(1)")
+    data = tmp_path / "data"
+    sign_off(MetricStore.under(data), PARTICIPANT, "bob")
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(SESSIONS.name, [PARTICIPANT])
+        result = dg.materialize([session_review], partition_key=PARTICIPANT, instance=instance,
+                                resources={"datman": DatmanSettings(config_dir=str(CONFIGS), data_dir=str(data))})
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed is True and check.description.startswith(f"{PARTICIPANT}: passed: signed off by bob")
+    metadata = result.asset_materializations_for_node("session_review")[0].metadata
+    assert metadata["review_app"].value == "no link: DATMAN_REVIEW_URL is invalid"

@@ -21,13 +21,12 @@ a mail.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from datman_flow.pipeline.review_links import DEFAULT_REVIEW_URL, session_link
-from datman_flow.pipeline.review_overview import as_local
+from datman_flow.alerts.ledger import local_from_utc
 from datman_flow.review.scales import DISPLAY_NAMES, Display
 from datman_flow.store.alert_queries import (
     ReviewFinding,
@@ -137,12 +136,12 @@ def picture_text(finding: ReviewFinding) -> str:
     return f"the {DISPLAY_NAMES[Display(finding.display)]} picture{where}"
 
 
-def review_event(finding: ReviewFinding, review_url: str) -> AlertEvent:
-    """A reviewer's finding: what, by whom, their words, and the session's page in the review app."""
+def review_event(finding: ReviewFinding, link: str) -> AlertEvent:
+    """A reviewer's finding: what, by whom, their words, and `link`, the session's page in the
+    review app."""
     session, user = one_line(finding.session, 120), one_line(finding.user, 64) or "?"
     series = f"series {one_line(finding.series_number, 20) or '?'} ({one_line(finding.tag, 40) or '?'})"
     when = f"{finding.created:%Y-%m-%d %H:%M} UTC"
-    link = session_link(review_url, finding.session)
     if finding.kind == "decision":
         title = f"{session}: {series} blacklisted by {user}"
         lines = [f"{user} blacklisted {series} of session {session} on {when}: it is left out of exports and of "
@@ -161,19 +160,21 @@ def review_event(finding: ReviewFinding, review_url: str) -> AlertEvent:
                  f"session off when settled."]
     key = f"{finding.session}:review:{finding.kind}-{finding.id}"
     return AlertEvent(key=key, session=finding.session, kind="review_failed", title=one_line(title, TITLE_LIMIT),
-                      text="\n".join(lines), topic=key, ingested_at=as_local(finding.created))
+                      text="\n".join(lines), topic=key, ingested_at=local_from_utc(finding.created))
 
 
 def recorded_since(events: Sequence[AlertEvent], since: datetime) -> list[AlertEvent]:
     return [e for e in events if e.ingested_at is not None and e.ingested_at >= since]
 
 
-def alertable_events(store: MetricStore, since: datetime, review_url: str = DEFAULT_REVIEW_URL) -> list[AlertEvent]:
+def alertable_events(store: MetricStore, since: datetime, session_page: Callable[[str], str]) -> list[AlertEvent]:
     """The events of sessions recorded (and of review findings made) at or after `since` (local
     time, as `ingested_at` is written): upgrades first (they concern a whole site), then
-    sessions, then reviewers' findings, oldest first; `review_url` is the review app's base URL."""
+    sessions, then reviewers' findings, oldest first; `session_page(label)` is the URL of the
+    session's page in the review app."""
     upgrades = recorded_since([upgrade_event(u) for u in software_upgrades(store)], since)
     sessions = [health_event(facts) for facts in sessions_needing_attention(store, since)]
     since_utc = since.astimezone(UTC).replace(tzinfo=None)  # a naive `since` is local time
-    reviews = recorded_since([review_event(f, review_url) for f in review_findings(store, since_utc)], since)
+    reviews = recorded_since([review_event(f, session_page(f.session)) for f in review_findings(store, since_utc)],
+                             since)
     return upgrades + sessions + reviews

@@ -9,6 +9,7 @@ from datman_flow.defs.checks import REVIEW_SPEC
 from datman_flow.defs.metadata import check_result, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
+from datman_flow.pipeline.review_links import BadReviewUrl, review_url_from
 from datman_flow.pipeline.review_state import read_review
 from datman_flow.pipeline.review_summary import review_check, review_metadata
 
@@ -21,7 +22,11 @@ def session_review(context: dg.AssetExecutionContext, datman: DatmanSettings) ->
     a series is blacklisted; the findings, the latest sign-off and the blacklisted series, and a
     link to the session's page in the review app. Read from the review tables: re-evaluated
     within a tick of the review_changes sensor after each rating, sign-off or decision."""
-    review_url = datman.review_base_url()
+    try:
+        review_url = review_url_from()
+    except BadReviewUrl as exc:  # a link is not worth failing the session's run for: said, and left out
+        context.log.warning(f"no link to the review app: {exc}")
+        review_url = ""
     label = context.partition_key
     state = read_review(datman.layout(), label)
     context.log.info(f"{label}: review {state.state}, {len(state.findings)} finding(s)")

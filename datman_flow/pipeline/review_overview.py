@@ -4,24 +4,21 @@ per session), grouped by scanning session, each group judged by review_state.rev
 one function that says what a review means.
 
 Times: the review tables keep naive UTC (`created`), the `sessions` table naive local time
-(`ingested_at`). `as_local` turns the first into the second, so the two can be compared.
+(`ingested_at`). `local_from_utc` (alerts/ledger.py, the clock of the alerts' ledger too) turns
+the first into the second, so the two can be compared.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from datman_flow.alerts.ledger import local_from_utc
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline.review_state import ReviewState, review_state
 from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecisionRow, SignOffRow
 from datman_flow.store.table_cache import TableCache
-
-
-def as_local(utc: datetime) -> datetime:
-    """A naive UTC time as naive local time (the clock `ingested_at` is written by)."""
-    return utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
 
 
 def by_session(rows: Iterable) -> dict[str, list]:
@@ -54,4 +51,4 @@ def signed_off_after(state: ReviewState | None, ingested_at: datetime | None) ->
     run found has been seen by a person)."""
     if state is None or state.signoff is None or ingested_at is None:
         return False
-    return as_local(state.signoff.created) >= ingested_at
+    return local_from_utc(state.signoff.created) >= ingested_at

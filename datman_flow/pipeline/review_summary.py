@@ -10,7 +10,7 @@ import dataclasses
 import re
 
 from datman_flow.alerts.events import one_line
-from datman_flow.pipeline.review_links import session_link
+from datman_flow.pipeline.review_links import REVIEW_URL_VAR, session_link
 from datman_flow.pipeline.review_state import FAILED, ReviewState, review_outcome
 from datman_flow.pipeline.summary import CheckOutcome, Markdown, Metadata
 
@@ -40,7 +40,8 @@ def review_action(review_url: str, label: str) -> str:
 
 def review_metadata(state: ReviewState, review_url: str) -> Metadata:
     """The `session_review` asset's metadata: the state, its findings, the latest sign-off, the
-    blacklisted series, the counts, and the session's page in the review app."""
+    blacklisted series, the counts, and the session's page in the review app (`review_url` ''
+    when the configured one was refused)."""
     findings = "\n".join(f"- {md_text(f.text)} ({f.created:%Y-%m-%d %H:%M} UTC)" for f in state.findings)
     signoff, link = state.signoff, session_link(review_url, state.session)
     signed = (f"{md_text(signoff.user)} on {signoff.created:%Y-%m-%d %H:%M} UTC"
@@ -50,4 +51,4 @@ def review_metadata(state: ReviewState, review_url: str) -> Metadata:
     return {"review": state.state, "findings": Markdown(findings or "none"), "signed_off": Markdown(signed),
             "blacklisted_series": ", ".join(state.blacklisted) or "none", "ratings": state.ratings,
             "rated_pictures": state.rated_images, "pictures": state.images,
-            "review_app": Markdown(f"[{link}]({link})")}
+            "review_app": Markdown(f"[{link}]({link})" if review_url else f"no link: {REVIEW_URL_VAR} is invalid")}
