@@ -1,6 +1,7 @@
 """The review app's tests' tools: a data folder with recorded sessions (store rows as an ingest
 writes them, pictures to rate registered as the renderer registers them), and a small browser
-over http.client (cookies kept, redirects not followed, paths sent exactly as given)."""
+over http.client (cookies kept, redirects not followed, paths sent exactly as given); and review
+rows as the app writes them, for the tests of reviews in the pipeline."""
 
 from __future__ import annotations
 
@@ -17,13 +18,25 @@ from PIL import Image
 from datman_flow.layout import DataLayout
 from datman_flow.naming import parse_session_label
 from datman_flow.review.accounts import Accounts
-from datman_flow.store import CheckRow, HeaderDiffRow, QcFlagRow, QcMetricRow, QcSeriesRow, SeriesRow, SessionRow
-from datman_flow.store.review_rows import RatingImageRow, RatingRow
+from datman_flow.review.scales import Display, Rating, Step
+from datman_flow.store import (
+    CheckRow,
+    HeaderDiffRow,
+    MetricStore,
+    QcFlagRow,
+    QcMetricRow,
+    QcSeriesRow,
+    SeriesRow,
+    SessionRow,
+)
+from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecisionRow, SignOffRow
 
 PASSWORD = "correct horse battery"
 SERIES = (("2", "T1", "anat", "t1 mprage"), ("3", "RST", "fmri", "rest bold"), ("4", "DTI60", "dwi", "dti 60"))
 PICTURE_SIZE = (240, 180)  # width, height of the pictures to rate
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+REVIEW_URL = "http://review.lab.example:8050"
+PARTICIPANT = "SPN01_CMH_0007_01_01"
 
 
 def utc_now() -> datetime:
@@ -194,3 +207,34 @@ def review_data(data: Path) -> tuple[dict[str, RatingImageRow], list[RatingImage
     for name in ("alice", "bob"):
         add_reviewer(data, name)
     return {i.tag: i for i in images}, rated
+
+
+# review rows as the app writes them (each appended with the table's next id), for the pipeline's tests
+def register_picture(store: MetricStore, label: str, series: str = "2", tag: str = "T1") -> RatingImageRow:
+    [image] = store.append(RatingImageRow, label, [RatingImageRow(
+        id=0, img=f"nii/{label}/{label}_{tag}_review-z.png", slice=88, file1=f"nii/{label}/{label}_{tag}.nii.gz",
+        file2=None, display=Display.Z, step=Step.RAW_T1W, created=utc_now(), scan_session=label,
+        series_number=series, tag=tag, width=400, height=400)])
+    return image
+
+
+def rate(store: MetricStore, image: RatingImageRow, rating: Rating, user: str, notes: str = "",
+         created: datetime | None = None) -> RatingRow:
+    [row] = store.append(RatingRow, image.scan_session, [RatingRow(
+        id=0, source_data_issue=False, rating=int(rating), img_id=image.id, session=1, notes=notes,
+        created=created or utc_now(), scan_session=image.scan_session, user=user)])
+    return row
+
+
+def sign_off(store: MetricStore, label: str, user: str, created: datetime | None = None) -> SignOffRow:
+    [row] = store.append(SignOffRow, label, [SignOffRow(id=0, scan_session=label, user=user, comment="looked at all",
+                                                        created=created or utc_now())])
+    return row
+
+
+def decide(store: MetricStore, label: str, series: str, decision: str, user: str, reason: str,
+           created: datetime | None = None) -> SeriesDecisionRow:
+    [row] = store.append(SeriesDecisionRow, label, [SeriesDecisionRow(
+        id=0, scan_session=label, series_number=series, tag="T1", decision=decision, reason=reason, user=user,
+        created=created or utc_now())])
+    return row

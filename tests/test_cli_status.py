@@ -94,7 +94,8 @@ def test_table_newest_scan_first_with_health_why_and_a_count(data):
     result = run_cli("status", "--table", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
     header, *lines, total = result.stdout.splitlines()
-    assert header.split() == ["session", "scan", "date", "status", "health", "converted", "qc", "why", "checks"]
+    assert header.split() == ["session", "scan", "date", "status", "health", "converted", "qc", "review", "why",
+                              "checks"]
     assert [line.split()[0] for line in lines] == [WAITING, MISSING, FAILED, OK, OLD]
     assert lines[0].split()[1:4] == ["2024-04-01", "ingesting", "-"]
     assert "attention" in lines[1] and "missing DTI60 (0/1)" in lines[1] and "NOT EVALUATED" not in lines[1]

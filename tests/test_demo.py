@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from datman_flow.review.accounts import Accounts
 from datman_flow.store import query
 
 from pipeline_helpers import REPO
@@ -34,6 +35,10 @@ def test_demo_headless_ingests_every_sample_session(tmp_path):
     assert "check header_drift: FAIL (SOFTWARE UPGRADE: syngo MR E11 -> syngo MR E11C; 3 finding(s) in " \
            "EchoTime, SoftwareVersions" in out
     data = tmp_path / "data"
+    assert f"review app on http://127.0.0.1:8050 once `datman-flow review --data-dir {data}` runs " \
+           f"(login demo / demo-review)" in out
+    assert Accounts(data).verify("demo", "demo-review")
+    assert out.count("  review: pending: awaiting review") == 6  # every session ingested, none reviewed yet
     rows = query(data / "metrics.duckdb", data / "store", "SELECT status, count(*) n FROM sessions GROUP BY ALL ORDER BY 1")
     assert rows == [{"status": "ingested", "n": 6}, {"status": "rejected", "n": 1}]
     assert len(list((data / "nii").rglob("*.nii.gz"))) == 15  # 3 + 2 + 3 + 3 + 1 + 3 tagged series

@@ -97,7 +97,8 @@ def test_siemens_xa30_enhanced(ingest, tmp_path):
     assert len(Path(dwi.nifti_path.replace(".nii.gz", ".bval")).read_text().split()) == 21
     assert series["7"].n_frames == 20 * 33 and series["7"].n_files == 20
     checks = {name: passed for name, passed, *_ in run.checks}
-    assert checks == {"expected_series": True, "header_drift": True, "qc_outliers": False, "healthy": False}
+    assert checks == {"expected_series": True, "header_drift": True, "qc_outliers": False, "healthy": False,
+                      "review": False}  # nobody has reviewed it yet: pending
     # a short, low-resolution QA scan (its T1 below MRIQC's usual SNR), flagged while the
     # site has no history, and so the session needs a look
     assert run.health is not None and run.health.verdict == "attention"

@@ -11,7 +11,6 @@ import stat
 import pytest
 
 from datman_flow.cli import build_parser, main
-from datman_flow.cli.demo import demo_reviewer
 from datman_flow.review.accounts import Accounts
 from datman_flow.review.audit import AuditLog
 from datman_flow.review.secret import SecretError, review_secret, secret_path
@@ -90,13 +89,6 @@ def test_passwords_typed_at_the_prompt_must_match(tmp_path, monkeypatch, capsys)
 def test_the_review_command_listens_on_this_machine_at_8050_by_default():
     args = build_parser().parse_args(["review"])
     assert (args.host, args.port) == ("127.0.0.1", 8050)
-
-
-def test_the_demo_has_a_reviewer_with_a_fresh_password(tmp_path):
-    first = demo_reviewer(tmp_path)
-    second = demo_reviewer(tmp_path)
-    accounts = Accounts(tmp_path)
-    assert first != second and accounts.verify("demo", second) and not accounts.verify("demo", first)
 
 
 def test_the_cookie_key_comes_from_the_environment_or_a_file_made_once(tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
@@ -32,6 +32,12 @@ SENT, FAILING, GAVE_UP = "sent", "failing", "gave_up"
 
 def local_now() -> datetime:
     return datetime.now().replace(microsecond=0)
+
+
+def local_from_utc(utc: datetime) -> datetime:
+    """A naive UTC time (the review tables' `created`) as naive local time, the clock of the
+    ledger and of the store's `ingested_at`."""
+    return utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -2,10 +2,12 @@
 
 Everything lives under one folder (./demo by default): xnat/ (what the emulator serves),
 staging/ (generated sessions waiting to "arrive"), data/ (datman-flow's outputs and metric
-store) and dagster_home/. With the UI, the review app (reviewer `demo`, its password printed)
-serves the full-size QC pictures and the rating pages on the port after the UI's
-(DATMAN_PICTURES_URL tells the Dagster process where). Sessions are moved from staging/ into
-xnat/ one at a time, as a scanner would send them, so the sensor has something new to notice.
+store) and dagster_home/. With the UI, the review app runs on the port after the UI's, with a
+reviewer `demo` (password `demo-review`) made in the data folder: it serves the full-size QC
+pictures and the reviewers' pages (DATMAN_PICTURES_URL and DATMAN_REVIEW_URL tell the Dagster
+process where, for the thumbnails' links and the board's). Sessions are moved
+from staging/ into xnat/ one at a time, as a scanner would send them, so the sensor has
+something new to notice.
 """
 
 from __future__ import annotations
@@ -21,8 +23,25 @@ from pathlib import Path
 
 from datman_flow.atomic import write_text_atomic
 from datman_flow.layout import DataLayout, config_dir_from
+from datman_flow.pipeline.review_links import DEFAULT_REVIEW_URL, REVIEW_URL_VAR
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+DEMO_REVIEWER, DEMO_REVIEWER_PASSWORD = "demo", "demo-review"  # the review app's (at least 8 characters)
+
+
+def ensure_demo_reviewer(data_dir: Path) -> str:
+    """The demo's reviewer account in the demo's data folder, made if missing (a password the
+    demo's user changed is left alone); the login hint to print."""
+    from datman_flow.review.accounts import AccountError, Accounts
+
+    accounts = Accounts(data_dir)
+    try:
+        if not accounts.exists(DEMO_REVIEWER):
+            accounts.add(DEMO_REVIEWER, DEMO_REVIEWER_PASSWORD)
+    except AccountError as exc:  # a reviewers file someone broke: the demo goes on, without the login
+        print(f"warning: no demo reviewer: {exc}", file=sys.stderr)
+        return "no demo login: see the warning above"
+    return f"login {DEMO_REVIEWER} / {DEMO_REVIEWER_PASSWORD}"
 
 
 def stage_samples(root: Path):
@@ -91,21 +110,9 @@ def run_headless(root: Path, samples, config_dir: Path) -> int:
     write_text_atomic(state_path(layout), state.to_json())
     print(f"\n{len(found.labels) - len(failed)} of {len(found.labels)} sessions ingested; outputs under "
           f"{layout.root}, metric store {layout.metric_store.db_path}")
+    login = ensure_demo_reviewer(layout.root)
+    print(f"review app on {DEFAULT_REVIEW_URL} once `datman-flow review --data-dir {layout.root}` runs ({login})")
     return 1 if failed else 0
-
-
-def demo_reviewer(data_dir: Path) -> str:
-    """The demo's reviewer `demo`, with a new random password each start (returned, to print)."""
-    import secrets
-
-    from datman_flow.review.accounts import Accounts
-
-    accounts, password = Accounts(data_dir), secrets.token_urlsafe(9)
-    if accounts.exists("demo"):
-        accounts.set_password("demo", password)
-    else:
-        accounts.add("demo", password)
-    return password
 
 
 def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
@@ -128,14 +135,15 @@ def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
             print(arrival_line(sample.label, sample.note, datetime.now(), colour), flush=True)
 
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
-    # the full-size QC pictures that the UI's thumbnails link to, on the next port
-    with ReviewServer(root / "data", host="127.0.0.1", port=ui_port + 1) as pictures:
-        os.environ[PICTURES_URL_VAR] = pictures.url
-        password = demo_reviewer(root / "data")
+    # the review app (and the full-size QC pictures that the UI's thumbnails link to), on the next port
+    login = ensure_demo_reviewer(root / "data")
+    with ReviewServer(root / "data", host="127.0.0.1", port=ui_port + 1) as review:
+        os.environ[PICTURES_URL_VAR] = review.url
+        os.environ[REVIEW_URL_VAR] = review.url
         threading.Thread(target=feed, daemon=True).start()
         print(f"Dagster UI on http://127.0.0.1:{ui_port} : sessions arrive every {interval:.0f} s and the sensor "
-              f"(every 30 s) ingests them; the review app (full-size QC pictures, ratings) on {pictures.url}, "
-              f"log in as `demo` with password {password}. Ctrl-C stops everything.", flush=True)
+              f"(every 30 s) ingests them. Ctrl-C stops everything.", flush=True)
+        print(f"review app on {review.url} ({login})", flush=True)
         try:
             return subprocess.call([dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(ui_port)])
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from datman_flow.checks.expected_series import count_phrase
 from datman_flow.pipeline.alerts import AlertReport
 from datman_flow.pipeline.compliance import HEADERS, NOTHING_YET, TagCompliance, compliance_rows
 from datman_flow.pipeline.health import HEALTHY
+from datman_flow.pipeline.review_state import REVIEW
 from datman_flow.pipeline.summary import tag_or_reason
 from datman_flow.store.quarantine import QuarantinedFile
 from datman_flow.store.rows import CheckRow
@@ -45,8 +46,12 @@ def run_text(run: SessionRun) -> str:
         note = s.conversion_message if s.conversion_status == "failed" else ""
         lines.append(f"  {s.series_number:>6}  {s.description[:34]:34}  {tag_or_reason(s)[:60]:60}  "
                      f"{s.n_files:>5} files  {outcome}{'  ' + note if note else ''}")
+    review = ""
     for name, passed, description, severity in run.checks:
         if name == HEALTHY:  # the header above says it
+            continue
+        if name == REVIEW:  # not a finding of the run: what people have said of the session so far
+            review = f"  review: {description}"
             continue
         verdict = "PASS" if passed else ("FAIL" if severity == "WARN" else "FAIL, severity error")
         lines.append(f"  check {name}: {verdict} ({description})")
@@ -54,6 +59,8 @@ def run_text(run: SessionRun) -> str:
         lines.append(f"  qc metrics: {run.qc.get('measured', 0)} series measured, {run.qc.get('failed', 0)} failed")
         for line in str(run.qc.get("problems", "")).splitlines()[2:]:
             lines.append(f"    {line.strip('| ').replace(' | ', ': ', 1).replace(' | ', ' ')}")
+    if review:
+        lines.append(review)
     return "\n".join(lines)
 
 
@@ -113,10 +120,11 @@ def as_json_value(value: object) -> object:
 
 def status_lines(sessions: Sequence[SessionStatus]) -> list[str]:
     """One JSON object per session (for grep and jq): the summary's fields and `checks`."""
-    return [json.dumps({**asdict(s.summary), "checks": s.checks}, default=as_json_value) for s in sessions]
+    return [json.dumps({**asdict(s.summary), "checks": s.checks, "review": s.review}, default=as_json_value)
+            for s in sessions]
 
 
-STATUS_HEADERS = ("session", "scan date", "status", "health", "converted", "qc", "why", "checks")
+STATUS_HEADERS = ("session", "scan date", "status", "health", "converted", "qc", "review", "why", "checks")
 VERDICT_ORDER = ("failed", "attention", "ok", "not evaluated")
 
 
@@ -129,8 +137,9 @@ def status_table(sessions: Sequence[SessionStatus]) -> str:
             f", {m.qc_failed} failed" if m.qc_failed else "")
         not_passed = "; ".join(f"{name}: {text}" for name, text in s.checks.items() if text != "PASS")
         checks = not_passed or ("pass" if s.checks else "")
+        review = f"{s.review} ({s.findings})" if s.findings else s.review or "-"
         rows.append((m.session, m.scan_date or "", m.status, m.health or "-", f"{m.converted}/{m.series}", qc,
-                     m.health_reasons or m.reason, checks))
+                     review, m.health_reasons or m.reason, checks))
     verdicts = [s.summary.health or "not evaluated" for s in sessions]
     order = [*VERDICT_ORDER, *sorted(set(verdicts) - set(VERDICT_ORDER))]
     total = f"{len(sessions)} session(s)" + (": " if verdicts else "") + ", ".join(

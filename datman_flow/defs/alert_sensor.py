@@ -15,7 +15,8 @@ ALERT_SECONDS = 60
 
 @dg.sensor(minimum_interval_seconds=ALERT_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Posts one message per event to DATMAN_ALERT_WEBHOOK (Slack/Teams) and/or mails it through "
-                       "DATMAN_SMTP_HOST: a session whose health is attention or failed, a scanner software upgrade. "
+                       "DATMAN_SMTP_HOST: a session whose health is attention or failed, a scanner software upgrade, a "
+                       "picture rated FAIL or a series blacklisted by a reviewer. "
                        "What was sent is kept in <data>/state/alerts_sent.json.")
 def session_alerts(context: dg.SensorEvaluationContext, datman: DatmanSettings):
     try:

@@ -7,6 +7,7 @@ from datman_flow.defs.partitions import session_check
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.health import HEALTHY
 from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
+from datman_flow.pipeline.review_state import REVIEW
 
 EXPECTED_SERIES_SPEC = session_check(EXPECTED_SERIES, "series_index",
                                      "every series the site's protocol expects, no more, no less")
@@ -25,3 +26,10 @@ HEALTHY_SPEC = session_check(
 QC_OUTLIERS_SPEC = session_check(
     QC_OUTLIERS, "qc_metrics", "key QC metrics of each measured series against the site's own history (robust z), "
                                "or MRIQC's typical ranges while that history is short")
+
+# Not blocking, and nothing depends on it: people's review, evaluated after each run (pending
+# until someone signs the session off) and again whenever a reviewer changes it (review_sensor.py).
+REVIEW_SPEC = session_check(
+    REVIEW, "session_review", "people's review in the review app: pending (a warning) until a reviewer signs the "
+                              "session off; failed (an error) while a picture's latest rating is FAIL or a series "
+                              "is blacklisted")

@@ -15,6 +15,7 @@ from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 from datman_flow.pipeline.poll import settle_from_env
 from datman_flow.pipeline.resolve import SessionRejected, SessionTarget, resolve_session
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
+from datman_flow.pipeline.review_links import BadReviewUrl, review_url_from
 from datman_flow.pipeline.watch import LISTING_RETRY_SECONDS
 from datman_flow.review.urls import BadPicturesUrl, pictures_url_from
 from datman_flow.xnat import XnatClient
@@ -70,6 +71,14 @@ class DatmanSettings(dg.ConfigurableResource):
         try:
             return pictures_url_from(self.pictures_url or None)
         except BadPicturesUrl as exc:
+            raise dg.Failure(description=str(exc)) from None
+
+    def review_base_url(self) -> str:
+        """The checked base URL of the review app (env DATMAN_REVIEW_URL, else its default address);
+        dg.Failure when it is not a plain http(s) URL."""
+        try:
+            return review_url_from()
+        except BadReviewUrl as exc:
             raise dg.Failure(description=str(exc)) from None
 
     def layout(self) -> DataLayout:

@@ -1,5 +1,5 @@
 """The per-session assets: raw DICOM from XNAT -> series index (+ expected-series check) ->
-NIfTI (+ header-drift check) -> QC metrics (qc_assets.py).
+NIfTI (+ header-drift check) -> QC metrics (qc_assets.py) -> people's review (review_assets.py).
 
 Each body: the session's rules from the run's configuration, one pipeline step (which records
 its rows), metadata built by pipeline/summary.py.
@@ -12,6 +12,7 @@ from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.qc_assets import qc_metrics
 from datman_flow.defs.resources import DatmanSettings, XnatResource
+from datman_flow.defs.review_assets import session_review
 from datman_flow.pipeline import summary
 from datman_flow.pipeline.convert import convert_step
 from datman_flow.pipeline.drift import drift_step
@@ -55,4 +56,4 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
     yield check_result(summary.drift_outcome(target, drift), target.label)
 
 
-SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics]
+SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics, session_review]

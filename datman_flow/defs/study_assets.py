@@ -18,16 +18,19 @@ def protocol_compliance(context: dg.AssetExecutionContext, datman: DatmanSetting
     return dg.MaterializeResult(metadata=metadata(reports.metadata()))
 
 
-@dg.asset(group_name="study", kinds={"duckdb"}, deps=["nifti"])
+@dg.asset(group_name="study", kinds={"duckdb"}, deps=["nifti", "session_review"])
 def sessions_board(datman: DatmanSettings) -> dg.MaterializeResult:
     """The operator's to-do board: the sessions that need a person, newest first (refused labels,
-    failed runs and transfers, missing series, header drift with software upgrades first, QC
-    outliers), each with what to do next. Refreshed after every session run and on refused labels."""
-    return dg.MaterializeResult(metadata=metadata(board_step(datman.layout()).metadata()))
+    failed runs and transfers, reviews that failed, missing series, header drift with software
+    upgrades first, QC outliers), each with what to do next. A session a reviewer signed off after
+    its latest run leaves the board (its problems were seen by a person); a failed review stays
+    until signed off after its latest finding. Refreshed after every session run, on refused
+    labels and when a review changes (review_changes sensor)."""
+    return dg.MaterializeResult(metadata=metadata(board_step(datman.layout(), datman.review_base_url()).metadata()))
 
 
 # The study-wide views, refreshed after every session run (after_run.py) and when the sensor
-# refuses a label (sensors.py).
+# refuses a label (sensors.py); the board alone when a review changes (review_sensor.py).
 refresh_study_views_job = dg.define_asset_job("refresh_study_views",
                                               selection=[protocol_compliance, qc_trends, sessions_board])
 

@@ -15,14 +15,16 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
-from datman_flow.alerts import NO_DESTINATION, AlertEvent, Destination, Ledger, alertable_events
+from datman_flow.alerts import NO_DESTINATION, AlertConfigError, AlertEvent, Destination, Ledger, alertable_events
 from datman_flow.alerts.destinations import destinations_from_env
 from datman_flow.alerts.ledger import GAVE_UP, LEDGER_FILE, local_now
 from datman_flow.alerts.send import SendFailed, deliver
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline.locks import try_lock
+from datman_flow.pipeline.review_links import BadReviewUrl, review_url_from, session_link
 
 STEP_BUDGET_SECONDS = 20.0
 PER_DESTINATION = 20  # messages per destination and step (Slack takes about one a second per webhook)
@@ -99,6 +101,10 @@ def alert_step(layout: DataLayout, env: Mapping[str, str], *, dry_run: bool = Fa
     with no destination, a report saying so and nothing recorded. A dry run sends and records
     nothing: it lists what would be sent."""
     destinations = destinations_from_env(env)
+    try:
+        review_url = review_url_from(env)  # the review app, linked from reviewers' findings
+    except BadReviewUrl as exc:
+        raise AlertConfigError(str(exc)) from None
     report = AlertReport(tuple(d.shown for d in destinations), dry_run=dry_run)
     if not destinations:
         return report
@@ -117,7 +123,7 @@ def alert_step(layout: DataLayout, env: Mapping[str, str], *, dry_run: bool = Fa
                                     "recorded earlier are not sent there")
         if not dry_run and set(ledger.since) != known:
             ledger.save()
-        events = alertable_events(layout.metric_store, min(since.values()))
+        events = alertable_events(layout.metric_store, min(since.values()), partial(session_link, review_url))
         limits = Limits(time.monotonic() + budget_seconds, per_destination)
         send_all(ledger, destinations, since, events, report, now, limits)
     return report

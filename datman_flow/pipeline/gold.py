@@ -1,5 +1,6 @@
 """Promoting a reviewed series to the gold standard of its site and tag (`datman-flow gold
-promote`): the series is found in the metric store, its parameters written by drift/gold.py."""
+promote`): the series is found in the metric store, its parameters written by drift/gold.py.
+A series a reviewer blacklisted is never promoted (cleared first in the review app)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from datman_flow.drift import find_gold, promote
 from datman_flow.layout import DataLayout
 from datman_flow.naming import InvalidLabel, parse_session_label
+from datman_flow.pipeline.review_state import read_review
 from datman_flow.store.queries import converted_series
 
 
@@ -47,7 +49,19 @@ def promote_series(config_dir: Path, layout: DataLayout, session: str, tag: str,
         numbers = ", ".join(r.series_number for r in rows)
         raise PromoteRefused(f"{session} has several {tag} series ({numbers}): choose one with --series")
     row = rows[0]
+    refuse_blacklisted(layout, session, row.series_number)
     replaced = find_gold(config_dir, scan_id.study, scan_id.site, tag) is not None
     path = promote(config_dir, scan_id.study, scan_id.site, tag, str(row.nifti_path), row.dicom_kept,
                    session, row.series_number, row.dcm2niix_version)
     return Promoted(path, replaced)
+
+
+def refuse_blacklisted(layout: DataLayout, session: str, series_number: str) -> None:
+    """PromoteRefused (exit 2) when the series' latest decision is `blacklisted`."""
+    review = read_review(layout, session)
+    if series_number not in review.blacklisted:
+        return
+    decision = review.decisions[series_number]
+    reason = " ".join(str(decision.reason).split()) or "no reason given"
+    raise PromoteRefused(f"series {series_number} of {session} is blacklisted by {decision.user} on "
+                         f"{decision.created:%Y-%m-%d}: {reason}; clear it in the review app first", code=2)

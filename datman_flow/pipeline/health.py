@@ -34,7 +34,10 @@ class Problem:
     action: str
 
 
-KINDS = ("failed", "rejected", "transfer", "missing", "extra", "software_upgrade", "drift", "header",
+# `review` (a reviewer rated a picture FAIL or blacklisted a series) right after the two kinds
+# that leave nothing else to judge: it is a person's verdict on the data itself, and what it
+# leads to (a re-scan, a series left out) decides whether the automatic findings below still matter.
+KINDS = ("failed", "rejected", "review", "transfer", "missing", "extra", "software_upgrade", "drift", "header",
          "conversion", "qc_outlier", "qc_failed")
 
 

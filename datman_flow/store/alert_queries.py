@@ -88,3 +88,52 @@ def software_upgrades(store: MetricStore) -> list[SoftwareUpgrade]:
         ingested_at=r["ingested_at"] if isinstance(r["ingested_at"], datetime) else None,
         series=series_pairs(r["series"]),
         sessions=_int(r["sessions"])) for r in rows]
+
+
+@dataclass(frozen=True)
+class ReviewFinding:
+    """A picture whose latest rating is FAIL, or a series whose latest decision is `blacklisted`."""
+
+    kind: str  # rating | decision
+    id: int  # the rating's or the decision's id (one counter per table)
+    session: str
+    series_number: str
+    tag: str
+    user: str
+    text: str  # the rating's notes, the decision's reason
+    created: datetime  # naive UTC, as the review tables keep it
+    display: int | None = None  # the rated picture's orientation and slice
+    slice: int | None = None
+    source_data_issue: bool = False
+
+
+# FAIL is 2 on django-qcapp-ratings' scale (review/scales.py); the latest row per picture (per
+# series for decisions) counts, as in pipeline/review_state.py.
+REVIEW_FINDINGS_SQL = """
+WITH last_rating AS (
+    SELECT * FROM ratings QUALIFY row_number() OVER (PARTITION BY img_id ORDER BY id DESC) = 1),
+last_decision AS (
+    SELECT * FROM series_decisions
+    QUALIFY row_number() OVER (PARTITION BY scan_session, series_number ORDER BY id DESC) = 1)
+SELECT 'rating' AS kind, r.id, r.scan_session AS session, i.series_number::VARCHAR AS series_number, i.tag,
+       r."user", r.notes AS text, r.created, i.display, i.slice, r.source_data_issue
+FROM last_rating r LEFT JOIN rating_images i ON i.id = r.img_id
+WHERE r.rating = 2 AND r.created >= ?
+UNION ALL
+SELECT 'decision', d.id, d.scan_session, d.series_number::VARCHAR, d.tag, d."user", d.reason, d.created, NULL, NULL,
+       false
+FROM last_decision d
+WHERE d.decision = 'blacklisted' AND d.created >= ?
+ORDER BY created, kind, id
+"""
+
+
+def review_findings(store: MetricStore, since_utc: datetime) -> list[ReviewFinding]:
+    """Every current review finding made at or after `since_utc` (naive UTC), oldest first."""
+    rows = store.query(REVIEW_FINDINGS_SQL, [since_utc, since_utc])
+    return [ReviewFinding(
+        kind=_text(r["kind"]), id=_int(r["id"]), session=_text(r["session"]), series_number=_text(r["series_number"]),
+        tag=_text(r["tag"]), user=_text(r["user"]), text=_text(r["text"]), created=r["created"],  # type: ignore[arg-type]
+        display=None if r["display"] is None else _int(r["display"]),
+        slice=None if r["slice"] is None else _int(r["slice"]),
+        source_data_issue=bool(r["source_data_issue"])) for r in rows if isinstance(r["created"], datetime)]
