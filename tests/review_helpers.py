@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
+import nibabel as nib
+import numpy as np
 from PIL import Image
 
 from datman_flow.layout import DataLayout
@@ -49,8 +51,9 @@ def image_key(row: RatingImageRow) -> tuple:
 
 def record_session(data: Path, label: str, scan_date: str, *, health: str = "ok", reasons: str = "",
                    status: str = "ingested", pictures: bool = True, snr: float = 10.0) -> list[RatingImageRow]:
-    """One session's rows (session, series, QC, metrics) and, with `pictures`, a QC picture and
-    a picture to rate (axial) per series, registered; returns the registered pictures."""
+    """One session's rows (session, series, QC, metrics) and, with `pictures`, a QC picture, a
+    small NIfTI and its three pictures to rate per series, registered as the renderer registers
+    them (so the app draws nothing); returns the axial pictures."""
     layout, scan_id = DataLayout(data), parse_session_label(label)
     store, folder = layout.metric_store, layout.nii(scan_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,13 +90,19 @@ def record_session(data: Path, label: str, scan_date: str, *, health: str = "ok"
         return []
     images = []
     for number, tag, _, description in SERIES:
-        png = folder / f"{label}_{tag}_{int(number):02d}_{description.replace(' ', '-')}_review-z.png"
-        Image.new("L", PICTURE_SIZE, 60).save(png)
-        images.append(RatingImageRow(id=0, img=str(png.relative_to(data)), slice=40, file1=f"nii/{png.name}", file2=None,
-                                     display=2, step={"T1": 100, "RST": 101, "DTI60": 102}[tag], created=utc_now(),
-                                     scan_session=label, series_number=number, tag=tag, width=PICTURE_SIZE[0],
-                                     height=PICTURE_SIZE[1]))
-    return store.append(RatingImageRow, label, images, unique=image_key)
+        stem = f"{label}_{tag}_{int(number):02d}_{description.replace(' ', '-')}"
+        nifti = folder / f"{stem}.nii.gz"  # a small real NIfTI, written before its pictures (they are newer)
+        nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), nifti)
+        for display, axis in enumerate("xyz"):  # the three pictures the renderer would draw, registered
+            png = folder / f"{stem}_review-{axis}.png"
+            Image.new("L", PICTURE_SIZE, 60).save(png)
+            images.append(RatingImageRow(id=0, img=str(png.relative_to(data)), slice=40,
+                                         file1=str(nifti.relative_to(data)), file2=None, display=display,
+                                         step={"T1": 100, "RST": 101, "DTI60": 102}[tag], created=utc_now(),
+                                         scan_session=label, series_number=number, tag=tag, width=PICTURE_SIZE[0],
+                                         height=PICTURE_SIZE[1]))
+    registered = store.append(RatingImageRow, label, images, unique=image_key)
+    return [row for row in registered if row.display == 2]  # the axial ones: what the tests rate
 
 
 def flag_session(data: Path, label: str) -> None:
