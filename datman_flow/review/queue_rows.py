@@ -89,21 +89,30 @@ def next_to_review(rows: Sequence[QueueRow]) -> QueueRow | None:
 
 
 class ReviewQueue:
-    """`queue.rows()`: the queue as of now, rebuilt only when one of its tables changed."""
+    """`queue.rows()`: the queue as of now. Each session's row is rebuilt only when one of its
+    files changed (a rating rewrites one file: one session's row is rebuilt, not 2,000)."""
 
     def __init__(self, store: MetricStore) -> None:
         self.caches: tuple[TableCache, ...] = tuple(TableCache(store.parquet_dir, t) for t in (
             SessionRow, SeriesRow, RatingImageRow, RatingRow, SignOffRow, SeriesDecisionRow))
         self._lock = threading.Lock()
-        self._key: tuple[int, ...] | None = None
+        self._per_file: dict[str, tuple[tuple, list[QueueRow]]] = {}  # session file -> (signatures, its row)
         self._rows: list[QueueRow] = []
 
     def rows(self) -> list[QueueRow]:
         with self._lock:
-            for cache in self.caches:
-                cache.refresh()
-            key = tuple(cache.version for cache in self.caches)
-            if key != self._key:
-                self._rows = queue_rows(*(cache.rows() for cache in self.caches))  # type: ignore[arg-type]
-                self._key = key
+            files = [cache.by_file() for cache in self.caches]
+            changed, per_file = False, {}
+            for name, (_, sessions) in files[0].items():
+                key = tuple(f[name][0] if name in f else None for f in files)
+                known = self._per_file.get(name)
+                if known is None or known[0] != key:
+                    known = (key, queue_rows(sessions, *(f[name][1] if name in f else [] for f in files[1:])))
+                    changed = True
+                per_file[name] = known
+            if changed or per_file.keys() != self._per_file.keys():
+                by_label = sorted((row for _, rows in per_file.values() for row in rows), key=lambda r: r.label)
+                self._rows = sorted(by_label, key=lambda r: r.scan_date, reverse=True)  # stable: labels in order
+            self._per_file = per_file
             return self._rows
+

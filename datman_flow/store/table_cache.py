@@ -101,6 +101,13 @@ class TableCache(Generic[Row]):
                 if not quarantine_after(self.store_dir, exc):
                     raise
 
+    def by_file(self) -> dict[str, tuple[Signature, list[Row]]]:
+        """Each file's signature and rows, by file name (`<session>.parquet`): a reader that
+        derives something per session recomputes it only for the files whose signature changed."""
+        self.refresh()
+        with self._lock:
+            return {name: (self._seen[name], self._rows[name]) for name in self._rows}
+
     def rows(self, where: Callable[[Row], bool] | None = None) -> list[Row]:
         self.refresh()
         with self._lock:
