@@ -71,18 +71,24 @@ def check_page(reply: requests.Response, what: str) -> requests.Response:
     return reply
 
 
+def csrf_token(page: requests.Response, request: str, what: str) -> str:
+    """The page's hidden `csrf_token` input; BenchmarkError when the page has none."""
+    check_page(page, what)
+    inputs = HiddenInputs()
+    inputs.feed(page.text)
+    token = inputs.values.get("csrf_token")
+    if not token:
+        raise BenchmarkError(f"{request}: the page has no <input name=\"csrf_token\" value=...>")
+    return token
+
+
 def log_in(session: requests.Session, base: str) -> None:
     """Log in as the reviewer, as a browser would; BenchmarkError saying why not."""
     page = session.get(f"{base}/login", timeout=TIMEOUT)
     if page.status_code == 404:
         raise BenchmarkError(f"GET {base}/login answered 404: this review app has no login page yet "
                              f"(the app of issue 11, /work/wt/a, is not merged into this checkout)")
-    check_page(page, "the login page")
-    inputs = HiddenInputs()
-    inputs.feed(page.text)
-    token = inputs.values.get("csrf_token")
-    if not token:
-        raise BenchmarkError(f"GET {base}/login: the page has no <input name=\"csrf_token\" value=...>")
+    token = csrf_token(page, f"GET {base}/login", "the login page")
     reply = session.post(f"{base}/login", data={"username": REVIEWER, "password": PASSWORD, "csrf_token": token},
                          timeout=TIMEOUT, allow_redirects=False)
     where = reply.headers.get("location", "")
@@ -139,13 +145,8 @@ def rate_then_queue(session: requests.Session, base: str, label: str, data_dir: 
     images = DataLayout(data_dir).metric_store.read(RatingImageRow, label)
     if not images:
         raise BenchmarkError(f"{label} has no registered picture to rate")
-    page = session.get(f"{base}/session/{label}", timeout=TIMEOUT)
-    check_page(page, "session page")
-    inputs = HiddenInputs()
-    inputs.feed(page.text)
-    token = inputs.values.get("csrf_token")
-    if not token:
-        raise BenchmarkError(f"GET {base}/session/{label}: no csrf_token in the page")
+    token = csrf_token(session.get(f"{base}/session/{label}", timeout=TIMEOUT), f"GET {base}/session/{label}",
+                       "session page")
     saves, queues = [], []
     for k in range(requests_each):
         started = time.perf_counter()
