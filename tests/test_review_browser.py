@@ -44,6 +44,7 @@ NOTE = "ghosting across the frontal lobe"
 BLACKLIST_REASON = "severe motion throughout"
 SIGNOFF_COMMENT = "looked at every picture"
 CLICKS = ((0.25, 0.30), (0.70, 0.55))  # where the two clicks land, as fractions of the displayed picture
+MISTAKE = (0.50, 0.80)  # a third click, removed by clicking its mark
 TOLERANCE = 1.5  # pixels of the PNG
 
 
@@ -112,19 +113,29 @@ def test_a_reviewer_rates_decides_and_signs_off_in_the_browser(served, tmp_path)
         # the first picture to rate: a note, two clicks on the picture, then the FAIL key
         pictures = page.locator("section.picture")
         first, second = pictures.nth(0), pictures.nth(1)
+        tops = [pictures.nth(i).bounding_box()["y"] for i in range(3)]  # a series' three pictures in one row
+        assert max(tops) - min(tops) < 1, tops
         first.locator("textarea[name=notes]").fill(NOTE)
         img = first.locator(".frame img")
         img.scroll_into_view_if_needed()
+        img.element_handle().wait_for_element_state("stable")
+        page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
         natural = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
         box = img.bounding_box()
         assert box and box["width"] > 300, f"the picture to rate is shown {box} (natural {natural})"
         expected = []
-        for fx, fy in CLICKS:
+        for fx, fy in (*CLICKS, MISTAKE):
             x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
             page.mouse.click(x, y)
             expected.append(((x - box["x"]) * natural[0] / box["width"], (y - box["y"]) * natural[1] / box["height"]))
+        assert first.locator(".marker").count() == 3 and first.locator(".clicks").inner_text() == "3 click(s)"
+        mark = first.locator(".marker").nth(2).bounding_box()  # a mark clicked by mistake, clicked to remove it
+        assert mark and abs(mark["x"] + mark["width"] / 2 - box["x"] - MISTAKE[0] * box["width"]) < 1.5
+        page.mouse.click(mark["x"] + mark["width"] / 2, mark["y"] + mark["height"] / 2)
+        expected.pop()
         assert first.locator(".marker").count() == 2 and first.locator(".clicks").inner_text() == "2 click(s)"
-        assert page.evaluate("document.activeElement.id") == first.get_attribute("id")  # a click focuses the picture
+        # the picture keeps the focus (the removed mark had it), so its keys still work
+        assert page.evaluate("document.activeElement.id") == first.get_attribute("id")
         page.keyboard.press("3")
         first.locator(".status-line").filter(has_text="saved: FAIL with 2 click(s)").wait_for()
 
@@ -149,6 +160,8 @@ def test_a_reviewer_rates_decides_and_signs_off_in_the_browser(served, tmp_path)
         facts = page.locator("dl.facts").inner_text()
         assert SIGNOFF_COMMENT in facts and "failed" in facts
         first_id, second_id = (int(s.get_attribute("data-img")) for s in (first, second))
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(server.url + "/login")
     assert problems == [], problems
 
     # the store holds exactly what the reviewer did, by alice
