@@ -1,6 +1,7 @@
 """The Dagster UI as an operator sees it: the real webserver on 127.0.0.1 over a test instance,
 and Debian's Chromium driven by Playwright for Python (never a browser Playwright downloads).
-Used by tests/test_ui.py and by tests/screenshots.py (the README's pictures)."""
+Used by tests/test_operator_view.py and tests/test_review_browser.py, and by tests/screenshots.py
+and tests/review_screenshots.py (the README's pictures)."""
 
 from __future__ import annotations
 

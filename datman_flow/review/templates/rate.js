@@ -38,7 +38,8 @@
         event.stopPropagation();
         var now = pointsOf(section);
         now.splice(i, 1);
-        setPoints(section, now);
+        setPoints(section, now);  // redraws the marks: the one clicked (which had the focus) is gone
+        section.focus({ preventScroll: true });  // so the rating keys still reach this picture
       });
       frame.appendChild(mark);
     });
