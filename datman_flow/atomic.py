@@ -35,6 +35,12 @@ def umask_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~current_umask()
 
 
+def private_mode() -> int:
+    """`umask_mode()` without any permission for others: for secrets (password hashes, the audit
+    log), which the lab's group may read as the umask allows, others never."""
+    return umask_mode() & ~0o007
+
+
 def apply_umask(path: Path) -> Path:
     """`path` (a file or folder just made by mkstemp or mkdtemp, 0600 / 0700 whatever the
     umask), given the mode open() or mkdir() would have given it; returned for chaining:

@@ -116,3 +116,28 @@ def qc_session(tmp_path_factory: pytest.TempPathFactory):
             measured.append(measure_series(record, kind))
     assert all(q.picture_path for q in measured), [q.message for q in measured]
     return data, measured
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The review app over review_helpers.review_data's sessions (tests/test_review_app.py,
+    test_review_auth.py): (server, data folder, LABEL's pictures by tag, RATED's pictures)."""
+    from datman_flow.review.server import ReviewServer
+
+    from review_helpers import review_data
+
+    data = tmp_path_factory.mktemp("review_app") / "data"
+    images, rated = review_data(data)
+    with ReviewServer(data) as server:
+        yield server, data, images, rated
+
+
+@pytest.fixture()
+def alice(app):
+    """A browser logged in to `app` as alice."""
+    from review_helpers import Browser
+
+    server = app[0]
+    browser = Browser(server.host, server.port)
+    assert browser.login("alice").status == 303
+    return browser

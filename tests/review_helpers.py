@@ -247,3 +247,7 @@ def decide(store: MetricStore, label: str, series: str, decision: str, user: str
         id=0, scan_session=label, series_number=series, tag="T1", decision=decision, reason=reason, user=user,
         created=created or utc_now())])
     return row
+
+
+def rows(data, row_type, label=LABEL):
+    return DataLayout(data).metric_store.read(row_type, label)

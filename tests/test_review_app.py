@@ -7,11 +7,7 @@ from __future__ import annotations
 import re
 import threading
 
-import pytest
-
-from datman_flow.layout import DataLayout
 from datman_flow.review.audit import AuditLog
-from datman_flow.review.server import ReviewServer
 from datman_flow.store.review_rows import (
     RatingCoordinateRow,
     RatingRow,
@@ -29,29 +25,8 @@ from review_helpers import (
     RATED,
     REJECTED,
     Browser,
-    review_data,
+    rows,
 )
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("review_app") / "data"
-    images, rated = review_data(data)
-    with ReviewServer(data) as server:
-        yield server, data, images, rated
-
-
-@pytest.fixture()
-def alice(app) -> Browser:
-    server = app[0]
-    browser = Browser(server.host, server.port)
-    assert browser.login("alice").status == 303
-    return browser
-
-
-def rows(data, row_type, label=LABEL):
-    return DataLayout(data).metric_store.read(row_type, label)
-
 
 # ---- queue -----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from datman_flow.atomic import atomic_path, umask_mode
+from datman_flow.atomic import atomic_path, private_mode
 
 ACCOUNTS_FILE = "reviewers.json"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -101,7 +101,7 @@ class Accounts:
     def _save(self, data: dict[str, dict]) -> None:
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-            os.chmod(tmp, umask_mode() & ~0o007)
+            os.chmod(tmp, private_mode())
 
     def reviewers(self) -> list[Reviewer]:
         return [Reviewer(name, str(entry.get("created", "")), len(entry.get("tokens", [])))

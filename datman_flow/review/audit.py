@@ -14,7 +14,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from datman_flow.atomic import umask_mode
+from datman_flow.atomic import private_mode
 
 AUDIT_FILE = "review_audit.log"
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class AuditLog:
                                     "client": client, **details}
         line = (json.dumps(entry, ensure_ascii=True, default=str) + "\n").encode("ascii")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, umask_mode() & ~0o007)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, private_mode())
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:

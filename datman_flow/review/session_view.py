@@ -17,7 +17,7 @@ from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.health import CHECKS
 from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
-from datman_flow.pipeline.review_state import ReviewState, latest, review_state
+from datman_flow.pipeline.review_state import ReviewState, review_state
 from datman_flow.qc.kinds import QC_KINDS
 from datman_flow.review.images import image_file, image_size, image_url
 from datman_flow.review.pictures import picture_file
@@ -183,7 +183,6 @@ def session_view(data_dir: Path, medians: SiteMetricValues, label: str, found: d
     decisions_of: dict[str, list[SeriesDecisionRow]] = defaultdict(list)
     for d in sorted(decisions, key=lambda d: d.id, reverse=True):
         decisions_of[d.series_number].append(d)
-    last = latest(decisions, lambda d: d.series_number)
     series, used = [], set()
     for s in sorted(found[(SeriesRow, None)], key=lambda s: (len(s.series_number), s.series_number, s.scan_id)):
         qc = qc_of.get((s.series_number, s.tag or ""))
@@ -194,7 +193,8 @@ def session_view(data_dir: Path, medians: SiteMetricValues, label: str, found: d
         used.update(i.row.id for i in my_images)
         series.append(SeriesView(s, qc, image_url(label, picture) if picture else None,
                                  metric_views(medians, session, qc, mine, my_flags), my_flags,
-                                 last.get(s.series_number), tuple(decisions_of.get(s.series_number, ())), my_images))
+                                 state.decisions.get(s.series_number), tuple(decisions_of.get(s.series_number, ())),
+                                 my_images))
     return SessionView(
         label, session, state, tuple(sorted(signoffs, key=lambda s: s.id, reverse=True)),
         tuple(c for c in checks if c.check_name == EXPECTED_SERIES),

@@ -11,15 +11,14 @@ A counter file that is missing or unreadable is rebuilt from the table's largest
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 
 from datman_flow.atomic import write_text_atomic
+from datman_flow.store.database import file_lock
 from datman_flow.store.files import ensure_schema_files, read_session_rows, session_file_name, write_parquet
 from datman_flow.store.schema import table_of
 
@@ -27,18 +26,6 @@ Row = TypeVar("Row")
 
 IDS_DIR = "_ids"
 LOCKS_DIR = "_locks"
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (made if missing) for the block, waiting for it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def largest_id(store_dir: Path, table: str) -> int:
@@ -51,7 +38,7 @@ def largest_id(store_dir: Path, table: str) -> int:
 def take_ids(store_dir: Path, table: str, count: int) -> range:
     """`count` ids never given before in `table` (1, 2, ... as in a database's serial column)."""
     counter = store_dir / IDS_DIR / f"{table}.next"
-    with locked(store_dir / IDS_DIR / f"{table}.lock"):
+    with file_lock(store_dir / IDS_DIR / f"{table}.lock", exclusive=True):
         try:
             first = int(counter.read_text().strip())
         except (OSError, ValueError):
@@ -88,7 +75,7 @@ def append_rows(store_dir: Path, row_type: type[Row], scan_session: str, rows: S
     ensure_schema_files(store_dir)
     table = table_of(row_type)
     name = session_file_name(scan_session)
-    with locked(store_dir / LOCKS_DIR / table / f"{name}.lock"):
+    with file_lock(store_dir / LOCKS_DIR / table / f"{name}.lock", exclusive=True):
         before = read_session_rows(store_dir, row_type, scan_session)
         if unique is not None:
             rows = new_only(before, rows, unique)
