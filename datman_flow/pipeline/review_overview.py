@@ -21,10 +21,12 @@ from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecis
 from datman_flow.store.table_cache import TableCache
 
 
-def by_session(rows: Iterable) -> dict[str, list]:
+def by_session(rows: Iterable, attr: str = "scan_session") -> dict[str, list]:
+    """Rows grouped by the session label in `attr` (the review tables' `scan_session`, the
+    pipeline tables' `session`)."""
     out: dict[str, list] = defaultdict(list)
     for row in rows:
-        out[row.scan_session].append(row)
+        out[getattr(row, attr)].append(row)
     return out
 
 

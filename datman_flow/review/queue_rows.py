@@ -9,10 +9,10 @@ per page view with 2,000 sessions, never a query over every file."""
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from datman_flow.pipeline.review_overview import by_session
 from datman_flow.pipeline.review_state import FAILED, PASSED, PENDING, review_state
 from datman_flow.store import MetricStore, SeriesRow, SessionRow
 from datman_flow.store.review_rows import RatingImageRow, RatingRow, SeriesDecisionRow, SignOffRow
@@ -40,13 +40,6 @@ class QueueRow:
     @property
     def needs_review(self) -> bool:
         return self.state == PENDING or (self.state == FAILED and not self.settled)
-
-
-def by_session(rows: Iterable, attr: str) -> dict[str, list]:
-    out: dict[str, list] = defaultdict(list)
-    for row in rows:
-        out[getattr(row, attr)].append(row)
-    return out
 
 
 def queue_rows(sessions: Sequence[SessionRow], series: Sequence[SeriesRow], images: Sequence[RatingImageRow],
