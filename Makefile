@@ -13,7 +13,8 @@ system-packages:     ## Debian packages the tests use (Chromium for the UI test)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,reference]"
+	$(BIN)/pip install --quiet --no-deps mriqc==24.0.2 templateflow==25.1.2  # test-only: MRIQC's own metric code
 	touch $@
 
 demo: setup          ## emulator + sample sessions + Dagster UI with the sensor running

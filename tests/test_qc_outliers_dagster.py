@@ -41,7 +41,7 @@ def earlier_phantoms(store: MetricStore, n: int) -> None:
             parameters=json.dumps({"SoftwareVersions": SOFTWARE}))])
         store.replace(QcMetricRow, label, [
             QcMetricRow(session=label, series_number="2", tag="T1", metric=metric, value=value * (1 + 0.001 * i),
-                        software_version="t", computed_at=None)
+                        software_version="t", computed_at=None, metric_convention="mriqc24")
             for metric, value in (("cnr", 1e3), ("cjv", 0.001))])
 
 

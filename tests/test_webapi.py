@@ -131,7 +131,8 @@ def test_dry_run_prints_and_sends_nothing_even_without_a_token(measured, capsys,
     assert api.authorizations == [] and sent_rows(data) == []
     assert "series 3 (RST): would send to" in printed and md5_of(rows["RST"]) in printed
     assert '"TaskName": "rst"' in printed and "done: 2 skipped, 1 would send" in printed
-    assert "left out: datman_flags (not in the Web-API's schema); provenance.settings.implementation" in printed
+    assert ("left out: datman_flags (not in the Web-API's schema); provenance.settings.convention (not in the "
+            "Web-API's schema); provenance.settings.implementation") in printed
 
 
 def test_without_a_token_the_command_refuses(measured, capsys, monkeypatch):

@@ -23,6 +23,7 @@ from datman_flow.cli.reviewer import add_reviewer_commands
 from datman_flow.cli.webapi import add_webapi_command
 from datman_flow.pipeline.retry import DEFAULT_DELAYS_MINUTES
 from datman_flow.qc.kinds import QC_KINDS
+from datman_flow.qc.settings import ANAT_ENGINES, CONVENTIONS, DEFAULT_QC
 
 
 def add_dirs(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("nifti", help="a .nii or .nii.gz (diffusion: with its .bval and .bvec beside it)")
     qc.add_argument("--type", required=True, choices=list(QC_KINDS))
     qc.add_argument("--picture", help="also write the QC picture here (PNG)")
+    qc.add_argument("--convention", choices=list(CONVENTIONS), default=DEFAULT_QC.convention,
+                    help="which MRIQC release's metric definitions (default %(default)s)")
+    qc.add_argument("--anat-engine", choices=list(ANAT_ENGINES), default=DEFAULT_QC.anat_engine,
+                    help="T1w bias field and tissue classes: built-in, or ANTs N4 + Atropos (the [ants] extra)")
     qc.set_defaults(func=commands.qc)
 
     add_review_command(sub)

@@ -62,13 +62,14 @@ def compliance(args: argparse.Namespace) -> int:
 def qc(args: argparse.Namespace) -> int:
     from datman_flow.qc.kinds import range_flags
     from datman_flow.qc.measure import analyse, picture
+    from datman_flow.qc.settings import QcSettings
 
     nifti = Path(args.nifti)
     if not nifti.exists():
         print(f"{nifti}: no such file", file=sys.stderr)
         return 2
     try:
-        measured = analyse(args.type, nifti)
+        measured = analyse(args.type, nifti, QcSettings(args.convention, args.anat_engine))
     except Exception as exc:  # noqa: BLE001 - the command's job is to say what went wrong
         print(f"{nifti}: could not be measured as {args.type}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -77,6 +78,7 @@ def qc(args: argparse.Namespace) -> int:
         picture(args.type, nifti, measured, Path(args.picture))
     flags = [f.as_json() for f in range_flags(args.type, result.metrics)]  # outside their typical range
     print(json.dumps({"file": str(nifti), "type": args.type, "seconds": round(result.seconds, 2),
+                      "convention": result.convention, "anat_engine": result.engine or None,
                       "metrics": result.metrics, "flags": flags}, indent=2, sort_keys=True, default=float))
     return 0
 

@@ -31,6 +31,7 @@ from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_vali
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
 from datman_flow.config.outliers import QcOutliersYaml, effective_outliers
 from datman_flow.config.patterns import PatternError, compile_pattern
+from datman_flow.config.qc_block import QcYaml
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
@@ -166,6 +167,7 @@ class _Study(BaseModel):
     phantom_tags: dict[RuleTag, _Rule] | None = None
     header_check: HeaderCheckYaml | None = None
     qc_outliers: QcOutliersYaml | None = None
+    qc: QcYaml | None = None
     sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
 
 
@@ -293,7 +295,7 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
             qc_outliers=effective_outliers(raw.qc_outliers, site.qc_outliers),
         )
     return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=raw.header_check,
-                       qc_outliers=effective_outliers(raw.qc_outliers),
+                       qc_outliers=effective_outliers(raw.qc_outliers), qc=(raw.qc or QcYaml()).settings(),
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project,
                                        require_digest=raw.xnat.require_digest), sites=sites)
 

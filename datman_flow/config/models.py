@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from datman_flow.config.patterns import Pattern, PatternError, compile_pattern
 from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
 from datman_flow.qc.kinds import QCKind
+from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 
 # a tag's `qc:` value: a QC kind of the registry (qc/kinds.py), or ignore (converted, never measured)
 TagQc = Literal[(*get_args(QCKind), "ignore")]  # type: ignore[valid-type]
@@ -135,6 +136,7 @@ class StudyConfig(BaseModel):
     source: Path  # the study's YAML file
     header_check: HeaderCheckYaml | None = None  # the study's header_check layer
     qc_outliers: QcOutliers = QcOutliers()  # the study's (defaults < study); each site has its effective one
+    qc: QcSettings = DEFAULT_QC  # which MRIQC convention and anatomical engine (qc/settings.py)
 
     def header_settings(self, site: str, tag: str) -> HeaderCheckSettings:
         """The header check for one site and tag: the built-in defaults, then the study's,

@@ -18,6 +18,7 @@ from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.pipeline.review_images import review_images
 from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
 from datman_flow.qc.result import QCResult
+from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 from datman_flow.records import SeriesRecord
 from datman_flow.store import QcMetricRow, QcSeriesRow
 
@@ -36,10 +37,10 @@ class SeriesQC:
     outliers: SeriesOutliers | None = None  # measured series: its QC flags and qc_outliers verdict
 
 
-def measure_series(record: SeriesRecord, kind: str) -> SeriesQC:
+def measure_series(record: SeriesRecord, kind: str, settings: QcSettings = DEFAULT_QC) -> SeriesQC:
     nifti = Path(str(record.nifti_path))
     try:
-        measured = analyse(kind, nifti)  # type: ignore[arg-type]
+        measured = analyse(kind, nifti, settings)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 - any failure is this series' problem: recorded, the session goes on
         log.warning("QC of %s failed: %s", nifti.name, exc)
         return SeriesQC(record, kind, "failed", f"{type(exc).__name__}: {exc}")
@@ -53,27 +54,31 @@ def measure_series(record: SeriesRecord, kind: str) -> SeriesQC:
     return SeriesQC(record, kind, "measured", message, result, str(json_path), png)
 
 
-def measure_session(series: Sequence[SeriesRecord], registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
+def measure_session(series: Sequence[SeriesRecord], registry: Mapping[str, TagInfo],
+                    settings: QcSettings = DEFAULT_QC) -> list[SeriesQC]:
     out = []
     for record in series:
         info = registry.get(record.tag or "")
         if info is None or info.qc == "ignore" or record.conversion_status != "converted" or not record.nifti_path:
             continue
-        out.append(measure_series(record, info.qc))
+        out.append(measure_series(record, info.qc, settings))
     return out
 
 
 def metric_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcMetricRow]:
     when, version = datetime.now().replace(microsecond=0), software_version()
     return [QcMetricRow(session=session, series_number=q.series.series_number, tag=str(q.series.tag), metric=name,
-                        value=float(value), software_version=version, computed_at=when)
+                        value=float(value), software_version=version, computed_at=when,
+                        metric_convention=q.result.convention or None)
             for q in measured if q.result for name, value in sorted(q.result.metrics.items())]
 
 
 def series_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcSeriesRow]:
     return [QcSeriesRow(session=session, series_number=q.series.series_number, tag=str(q.series.tag), qc_type=q.kind,
                         status=q.status, message=q.message, json_path=q.json_path, picture_path=q.picture_path,
-                        seconds=q.result.seconds if q.result else None) for q in measured]
+                        seconds=q.result.seconds if q.result else None,
+                        metric_convention=q.result.convention or None if q.result else None,
+                        anat_engine=q.result.engine or None if q.result else None) for q in measured]
 
 
 def with_outliers(target: SessionTarget, layout: DataLayout, measured: Sequence[SeriesQC]) -> list[SeriesQC]:
@@ -109,7 +114,7 @@ def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRe
     """Measure the session's series and record their metrics and outcomes, then their QC flags,
     then draw the pictures reviewers rate."""
     with session_lock(layout, target.label, "the QC step"):
-        measured = measure_session(series, registry)
+        measured = measure_session(series, registry, target.study.qc)
         persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
         persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
         measured = with_outliers(target, layout, measured)

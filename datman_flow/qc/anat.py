@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 from datman_flow.qc import common
 from datman_flow.qc.result import QCResult
 from datman_flow.qc.segment import CLASSES, Segmentation, segment_t1w
+from datman_flow.qc.settings import DEFAULT_QC, Convention, QcSettings
 
 log = logging.getLogger(__name__)
 PV_THRESHOLD = 0.85  # MRIQC's summary_stats: pvm > 0.85, then eroded
@@ -139,7 +140,17 @@ def rpve(pvm: np.ndarray) -> float:
     return float((kept[kept > 0.5].sum() + (1.0 - kept[kept <= 0.5]).sum()) / p.size)
 
 
-def _metrics(raw, seg: Segmentation, zooms, rot, hat, art) -> dict[str, float]:
+def segment(raw: np.ndarray, zooms, head: np.ndarray, engine: str) -> Segmentation:
+    """Head, brain, bias field and tissue maps by the study's engine: the built-in one, or ANTs'
+    N4 + Atropos (qc/ants_engine.py, the optional `datman-flow[ants]` extra) in the same masks."""
+    if engine == "ants":
+        from datman_flow.qc.ants_engine import segment_t1w_ants  # the optional extra, imported on use
+
+        return segment_t1w_ants(raw, zooms, head=head)
+    return segment_t1w(raw, zooms, head=head)
+
+
+def _metrics(raw, seg: Segmentation, zooms, rot, hat, art, convention: Convention) -> dict[str, float]:
     erode = all(z < 1.9 for z in zooms)  # MRIQC erodes the masks only at (near) 1 mm
     corrected = intensity_clip(raw)
     corrected /= seg.bias  # MRIQC's N4 runs on the clipped image
@@ -179,8 +190,9 @@ def _metrics(raw, seg: Segmentation, zooms, rot, hat, art) -> dict[str, float]:
     return m
 
 
-def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage) -> AnatAnalysis:
-    """All the anatomical metrics of a T1w image, with the masks they were computed in."""
+def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC) -> AnatAnalysis:
+    """All the anatomical metrics of a T1w image under ``settings`` (MRIQC convention, engine),
+    with the masks they were computed in."""
     started = time.perf_counter()
     raw, zooms = load_t1w(nifti)
     np.clip(raw, 0.0, None, out=raw)
@@ -190,10 +202,10 @@ def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage) -> AnatAnalysis:
     head = common.head_mask(raw, zooms) & ~rot
     if head.sum() < 100:
         raise ValueError("fewer than 100 voxels in the head mask")
-    seg = segment_t1w(raw, zooms, head=head)
+    seg = segment(raw, zooms, head, settings.anat_engine)
     hat = hat_mask(head, seg.brain, rot)
     art = artifact_mask(raw, hat, head)
-    metrics = _metrics(raw, seg, zooms, rot, hat, art)
+    metrics = _metrics(raw, seg, zooms, rot, hat, art, settings.convention)
     metrics.update({f"size_{a}": float(n) for a, n in zip("xyz", raw.shape)})
     metrics.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
     voxel_ml = float(np.prod(zooms)) / 1000.0
@@ -207,9 +219,10 @@ def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage) -> AnatAnalysis:
     }
     seconds = time.perf_counter() - started
     log.info("anatomical metrics in %.1f s", seconds)
-    return AnatAnalysis(QCResult("anat", metrics, extras, seconds), seg, zooms)
+    result = QCResult("anat", metrics, extras, seconds, convention=settings.convention, engine=settings.anat_engine)
+    return AnatAnalysis(result, seg, zooms)
 
 
-def anat_metrics(nifti: Path | nib.spatialimages.SpatialImage) -> QCResult:
+def anat_metrics(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC) -> QCResult:
     """MRIQC's anatomical IQMs of a T1w NIfTI (path or nibabel image) as a QCResult."""
-    return anat_analysis(nifti).result
+    return anat_analysis(nifti, settings).result

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from datman_flow.qc.result import QCResult
+    from datman_flow.qc.settings import QcSettings
 
 QCKind = Literal["anat", "fmri", "dwi"]
 Better = Literal["higher", "lower", "in range"]
 Bounds = tuple[float | None, float | None]
 
-AnalyseEntry = Callable[[Path], "tuple[QCResult, object | None]"]
-"""``(nifti) -> (result, reuse)``: the metrics, and what the picture can reuse (or None)."""
+AnalyseEntry = Callable[[Path, "QcSettings"], "tuple[QCResult, object | None]"]
+"""``(nifti, settings) -> (result, reuse)``: the metrics, and what the picture can reuse (or None)."""
 PictureEntry = Callable[[Path, "QCResult", "object | None", Path], Path]
 """``(nifti, result, reuse, out_png) -> out_png``: draws the picture, reusing ``reuse`` if it can."""
 
@@ -108,21 +109,21 @@ def usual_text(bounds: Bounds) -> str:
 # ---- measuring and picture entries (lazy imports) -------------------------------------------
 
 
-def _analyse_anat(nifti: Path) -> tuple[QCResult, object | None]:
+def _analyse_anat(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
     from datman_flow.qc.anat import anat_analysis
 
-    analysis = anat_analysis(nifti)
+    analysis = anat_analysis(nifti, settings)
     return analysis.result, analysis.segmentation.brain
 
 
-def _analyse_fmri(nifti: Path) -> tuple[QCResult, object | None]:
+def _analyse_fmri(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
     from datman_flow.qc.fmri import fmri_analysis
 
     analysis = fmri_analysis(nifti)
     return analysis.result, analysis
 
 
-def _analyse_dwi(nifti: Path) -> tuple[QCResult, object | None]:
+def _analyse_dwi(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
     from datman_flow.qc.dwi import dwi_metrics
     from datman_flow.qc.measure import companion
 

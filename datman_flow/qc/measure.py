@@ -13,6 +13,7 @@ from pathlib import Path
 from datman_flow.atomic import write_text_atomic
 from datman_flow.qc.kinds import QCKind, qc_kind, range_flags
 from datman_flow.qc.result import QCResult
+from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 
 # kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.
 
@@ -41,13 +42,15 @@ class Measured:
     reuse: object | None = None
 
 
-def analyse(kind: QCKind, nifti: Path) -> Measured:
-    """The metrics of one series (``seconds``: their wall time) and what :func:`picture` reuses."""
+def analyse(kind: QCKind, nifti: Path, settings: QcSettings = DEFAULT_QC) -> Measured:
+    """The metrics of one series (``seconds``: their wall time, ``convention``: the MRIQC release
+    whose definitions they follow) and what :func:`picture` reuses."""
     spec = qc_kind(kind)
     started = time.perf_counter()
-    result, reuse = spec.analyse(nifti)
+    result, reuse = spec.analyse(nifti, settings)
     seconds = time.perf_counter() - started
-    return Measured(QCResult(result.kind, result.metrics, result.extras, seconds=seconds), reuse)
+    return Measured(QCResult(result.kind, result.metrics, result.extras, seconds=seconds,
+                             convention=result.convention or settings.convention, engine=result.engine), reuse)
 
 
 def picture(kind: QCKind, nifti: Path, measured: Measured | QCResult, out_png: Path) -> Path:
@@ -73,8 +76,12 @@ def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
     bids_meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     record: dict[str, object] = dict(result.metrics)
     record["bids_meta"] = bids_meta | {"modality": qc_kind(result.kind).modality}
+    engine = "ANTs N4 + Atropos (antspyx)" if result.engine == "ants" else "numpy/scipy/nibabel (no FSL, ANTs or AFNI)"
+    settings: dict[str, object] = {"implementation": engine, "convention": result.convention}
+    if result.engine:
+        settings["anat_engine"] = result.engine
     record["provenance"] = {"md5sum": md5sum(nifti), "version": software_version(), "software": "datman-flow",
-                            "settings": {"implementation": "numpy/scipy/nibabel (no FSL, ANTs or AFNI)"}}
+                            "settings": settings}
     record["datman_flags"] = [f.as_json() for f in range_flags(result.kind, result.metrics)]
     return record
 

@@ -29,6 +29,10 @@ import duckdb
 from datman_flow.store.metric_store import MetricStore
 from datman_flow.store.schema import DATE_SQL, TIMESTAMP_SQL
 
+# What rows without a metric_convention were measured with (qc/settings.py's LEGACY_CONVENTION:
+# the store imports nothing above it, tests/test_qc_convention.py holds the two equal).
+LEGACY_CONVENTION = "mriqc22"
+
 SOFTWARE_FIELD = "SoftwareVersions"
 
 
@@ -40,6 +44,7 @@ class HistoryKey:
     tag: str
     software: str
     metrics: tuple[str, ...]
+    convention: str | None = None  # only history measured under this MRIQC convention (None: any)
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,13 @@ def _files(parquet_dir: Path | None, table: str) -> str:
 
 def _history_sql(parquet_dir: Path | None) -> str:
     """$1 study, $2 site, $3 phantom, $4 the session itself, $5/$6 its scan and insert dates
-    (text, NULL when unknown), $7/$8/$9 the wanted (tag, software, metric) triples as 3 lists."""
+    (text, NULL when unknown), $7/$8/$9/$10 the wanted (tag, software, metric, convention) as 4
+    lists (a NULL convention takes any; a row without one was measured as LEGACY_CONVENTION)."""
     first = "coalesce(s.d, s.i::DATE)"
     return f"""
 WITH me AS (SELECT {_date("$5")} AS d, {_timestamp("$6")} AS i),
-wanted AS (SELECT unnest($7::VARCHAR[]) AS tag, unnest($8::VARCHAR[]) AS software, unnest($9::VARCHAR[]) AS metric),
+wanted AS (SELECT unnest($7::VARCHAR[]) AS tag, unnest($8::VARCHAR[]) AS software, unnest($9::VARCHAR[]) AS metric,
+                  unnest($10::VARCHAR[]) AS convention),
 earlier AS (
   SELECT s.session
   FROM (SELECT session, {_date("scan_date")} AS d, {_timestamp("insert_date")} AS i
@@ -94,6 +101,7 @@ FROM {_files(parquet_dir, "qc_metrics")} m
 JOIN series r ON r.session = m.session AND r.series_number = m.series_number AND r.tag = m.tag
 JOIN wanted w ON w.tag = r.tag AND w.software = r.software AND w.metric = m.metric
 WHERE isfinite(m.value)
+  AND (w.convention IS NULL OR coalesce(m.metric_convention, '{LEGACY_CONVENTION}') = w.convention)
 GROUP BY GROUPING SETS ((r.tag, r.software, m.metric), (r.tag, r.software))
 """
 
@@ -104,15 +112,17 @@ def metric_history(store: MetricStore, study: str, site: str, keys: Sequence[His
     (phantoms only with phantoms), never from the session `other_than`, in ONE query over the
     store (the values aggregated there: one row per metric). `scan_date` and `insert_date` are that
     session's, as the sessions table keeps them ('' when unknown)."""
-    wanted = list(dict.fromkeys((key.tag, key.software, metric) for key in keys for metric in key.metrics))
+    wanted = list(dict.fromkeys((key.tag, key.software, metric, key.convention)
+                                for key in keys for metric in key.metrics))
     if not wanted:
         return {key: MetricHistory({}, {}, 0) for key in keys}
-    tags, softwares, metrics = (list(column) for column in zip(*wanted))
-    params = [study, site, phantom, other_than, scan_date or None, insert_date or None, tags, softwares, metrics]
+    tags, softwares, metrics, conventions = (list(column) for column in zip(*wanted))
+    params = [study, site, phantom, other_than, scan_date or None, insert_date or None, tags, softwares, metrics,
+              conventions]
     try:
         rows = store.query(_history_sql(store.parquet_dir), params)
     except duckdb.Error as exc:
-        if "schema mismatch" not in str(exc):
+        if "schema mismatch" not in str(exc) and not isinstance(exc, duckdb.BinderException):
             raise
         rows = store.query(_history_sql(None), params)  # a file lacks a column read: through the views
     found: dict[tuple[str, str], dict[str | None, dict[str, object]]] = {}

@@ -127,6 +127,7 @@ class QcMetricRow:
     value: float
     software_version: str
     computed_at: datetime
+    metric_convention: str | None = None  # MRIQC release its definition follows (NULL: measured before, mriqc22)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class QcSeriesRow:
     json_path: str = ""  # MRIQC-format record
     picture_path: str = ""
     seconds: float | None = None
+    metric_convention: str | None = None  # mriqc24 | mriqc22 (qc/settings.py)
+    anat_engine: str | None = None  # T1w: builtin | ants
 
 
 @dataclass(frozen=True)
