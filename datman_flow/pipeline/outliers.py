@@ -92,6 +92,7 @@ class MeasuredSeries:
     tag: str
     kind: QCKind
     metrics: Mapping[str, float]
+    convention: str | None = None  # the MRIQC convention the metrics follow (their usual ranges depend on it)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ def site_flags(session: str, series: MeasuredSeries, history: MetricHistory, sof
 def typical_flags(session: str, series: MeasuredSeries, n_history: int, software: str) -> list[QcFlagRow]:
     return [QcFlagRow(session=session, series_number=series.series_number, tag=series.tag, metric=f.metric,
                       value=f.value, basis=TYPICAL_RANGE, low=f.usual.bounds[0], high=f.usual.bounds[1],
-                      n_history=n_history, software=software) for f in range_flags(series.kind, series.metrics)]
+                      n_history=n_history, software=software)
+            for f in range_flags(series.kind, series.metrics, series.convention)]
 
 
 def series_outliers(session: str, series: MeasuredSeries, history: MetricHistory, software: str,
@@ -183,7 +185,7 @@ def series_outliers(session: str, series: MeasuredSeries, history: MetricHistory
     describe brains: a gel sphere has no grey matter), so its check waits for a history."""
     compared = history.sessions >= settings.min_history
     found = site_flags(session, series, history, software, settings) if compared else []
-    ranged = not phantom and any(r.metric in series.metrics for r in qc_kind(series.kind).ranges)
+    ranged = not phantom and any(r.metric in series.metrics for r in qc_kind(series.kind).ranges_for(series.convention))
     typical = () if phantom else tuple(typical_flags(session, series, history.sessions, software))
     return SeriesOutliers(series.series_number, series.tag, series.kind, software, history.sessions,
                           settings.min_history, tuple(found), typical, ranged, phantom)

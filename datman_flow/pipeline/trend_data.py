@@ -107,13 +107,15 @@ def site_upgrades(points: Iterable[MetricPoint]) -> dict[tuple[str, str], tuple[
     return {key: tuple(upgrades) for key, upgrades in found.items()}
 
 
-def trend_chart(group: TrendGroup, points: Sequence[MetricPoint], upgrades: Sequence[Upgrade]) -> TrendChart:
-    """One panel per key metric of the group's kind (dated points only), with its typical range."""
+def trend_chart(group: TrendGroup, points: Sequence[MetricPoint], upgrades: Sequence[Upgrade],
+                convention: str | None = None) -> TrendChart:
+    """One panel per key metric of the group's kind (dated points only), with its typical range
+    as the study's MRIQC ``convention`` defines it."""
     spec = qc_kind(group.kind)
     panels = []
     for metric in group.metrics:
         mine = [p for p in points if p.metric == metric and p.scan_date is not None]
-        usual = spec.usual_range(metric)
+        usual = spec.usual_range(metric, convention)
         panels.append(TrendPanel(metric, tuple(p.scan_date for p in mine),  # type: ignore[misc]
                                  tuple(p.value for p in mine), tuple(bool(p.flagged) for p in mine),
                                  usual.bounds if usual else None))

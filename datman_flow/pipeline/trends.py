@@ -90,7 +90,8 @@ def trends_step(config: LabConfig, layout: DataLayout) -> Trends:
         if not group.safe():
             notes.append(f"{group.title!r}: left out, its study, site or tag cannot name a file")
             continue
-        chart = trend_chart(group, mine, upgrades.get((group.study, group.site), ()))
+        chart = trend_chart(group, mine, upgrades.get((group.study, group.site), ()),
+                            config.studies[group.study].qc.convention if group.study in config.studies else None)
         png = layout.trends / f"{group.name}.png"
         rendered = render_trend(chart, png)
         images[group] = rendered.image

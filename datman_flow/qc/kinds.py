@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -53,11 +53,16 @@ class QCKindSpec:
     analyse: AnalyseEntry
     picture: PictureEntry
     key_metrics: tuple[str, ...]
-    ranges: tuple[UsualRange, ...]
+    ranges: tuple[UsualRange, ...]  # under the default convention (qc/settings.py)
+    convention_ranges: Mapping[str, tuple[UsualRange, ...]] = field(default_factory=dict)  # other conventions'
 
-    def usual_range(self, metric: str) -> UsualRange | None:
-        """The usual range of ``metric``, or None when none is known."""
-        return next((r for r in self.ranges if r.metric == metric), None)
+    def ranges_for(self, convention: str | None = None) -> tuple[UsualRange, ...]:
+        """The usual ranges of the metrics as ``convention`` defines them (None: the default)."""
+        return self.convention_ranges.get(convention or "", self.ranges)
+
+    def usual_range(self, metric: str, convention: str | None = None) -> UsualRange | None:
+        """The usual range of ``metric`` under ``convention``, or None when none is known."""
+        return next((r for r in self.ranges_for(convention) if r.metric == metric), None)
 
 
 def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
@@ -69,10 +74,10 @@ def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
     return not math.isfinite(value) or too_low or too_high
 
 
-def flag(kind: QCKind, metric: str, value: float) -> bool:
-    """Whether ``value`` of ``metric`` is outside its usual range for ``kind`` (False when the
-    metric has no usual range)."""
-    usual = qc_kind(kind).usual_range(metric)
+def flag(kind: QCKind, metric: str, value: float, convention: str | None = None) -> bool:
+    """Whether ``value`` of ``metric`` is outside its usual range for ``kind`` under ``convention``
+    (False when the metric has no usual range)."""
+    usual = qc_kind(kind).usual_range(metric, convention)
     return usual is not None and outside_usual(float(value), usual.bounds, usual.better)
 
 
@@ -91,10 +96,10 @@ class RangeFlag:
                 "better": self.usual.better}
 
 
-def range_flags(kind: QCKind, metrics: Mapping[str, float]) -> list[RangeFlag]:
-    """Every metric of ``metrics`` outside its usual range for ``kind`` (:func:`flag`), in the
-    order of the kind's ranges."""
-    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in qc_kind(kind).ranges
+def range_flags(kind: QCKind, metrics: Mapping[str, float], convention: str | None = None) -> list[RangeFlag]:
+    """Every metric of ``metrics`` outside its usual range for ``kind`` under ``convention``
+    (:func:`flag`), in the order of the kind's ranges."""
+    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in qc_kind(kind).ranges_for(convention)
             if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)]
 
 
@@ -139,7 +144,8 @@ def _picture_anat(nifti: Path, result: QCResult, reuse: object | None, out_png: 
 
     from datman_flow.qc.anat_picture import anat_picture
 
-    return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics)
+    mask = reuse if isinstance(reuse, np.ndarray) else None
+    return anat_picture(nifti, mask, out_png, result.metrics, result.convention)
 
 
 def _picture_fmri(nifti: Path, result: QCResult, reuse: object | None, out_png: Path) -> Path:
