@@ -43,7 +43,8 @@ def day(week: int) -> date:
 
 def add_session(store: MetricStore, label: str, site: str, when: date, software: str | None,
                 metrics: dict[str, dict[str, float]], phantom: bool = False,
-                flags: tuple[tuple[str, str, str], ...] = (), upgrade_to: str | None = None) -> None:
+                flags: tuple[tuple[str, str, str], ...] = (), upgrade_to: str | None = None,
+                convention: str | None = "mriqc24") -> None:
     """A session with its parameters (SoftwareVersions when given), metrics per tag (series 2, 3,
     ... in tag order), flags (tag, metric, basis) and a software_upgrade finding when given."""
     store.replace(SessionRow, label, [SessionRow(session=label, study="SPN01", site=site, is_phantom=phantom,
@@ -52,7 +53,7 @@ def add_session(store: MetricStore, label: str, site: str, when: date, software:
     numbers = {tag: str(n + 2) for n, tag in enumerate(metrics)}
     store.replace(HeaderParameterRow, label, [HeaderParameterRow(label, "SPN01", site, tag, numbers[tag],
                                                                  json.dumps(params)) for tag in metrics])
-    store.replace(QcMetricRow, label, [QcMetricRow(label, numbers[tag], tag, name, value, "test", NOW)
+    store.replace(QcMetricRow, label, [QcMetricRow(label, numbers[tag], tag, name, value, "test", NOW, convention)
                                        for tag, values in metrics.items() for name, value in values.items()])
     store.replace(QcFlagRow, label, [QcFlagRow(label, numbers[tag], tag, metric, metrics[tag][metric], basis)
                                      for tag, metric, basis in flags])
@@ -225,6 +226,23 @@ def test_unchanged_figures_are_not_drawn_again_and_a_new_session_redraws_its_sit
     assert [g.group.name for g in after.groups if g.drawn is not None] == ["SPN01_ZHH_T1"]
     (layout.root / "trends" / "SPN01_CMH_RST.png").write_bytes(b"truncated")
     assert [g.group.name for g in trends_step(config, layout).groups if g.drawn is not None] == ["SPN01_CMH_RST"]
+
+
+def test_t1w_points_of_another_convention_are_left_out_with_a_note_bold_points_are_kept(lab):
+    """A T1w's MRIQC 22 and 24 values differ by tens of percent: one panel would show a step that is
+    no change in the images. Old rows (no convention recorded) were measured the MRIQC 22 way."""
+    config, layout = lab
+    add_session(layout.metric_store, "SPN01_ZHH_0009_01_01", "ZHH", day(7), "5.1",
+                {"T1": dict(T1_VALUES, cnr=99.0)}, convention=None)
+    add_session(layout.metric_store, "SPN01_CMH_0009_01_01", "CMH", day(7), "syngo MR XA30",
+                {"T1": dict(T1_VALUES), "RST": dict(RST_VALUES, tsnr=77.0)}, convention="mriqc22")
+    after = trends_step(config, layout)
+    assert ("SPN01 ZHH T1: 1 session(s) measured under another MRIQC convention than the study's mriqc24 left "
+            "out; re-materialize their qc_metrics to plot them") in after.notes
+    assert "SPN01 CMH T1: 1 session(s) measured under another MRIQC convention" in " ".join(after.notes)
+    latest = {g.group.name: g.latest for g in after.groups}
+    assert all(v.session != "SPN01_ZHH_0009_01_01" for v in latest["SPN01_ZHH_T1"])
+    assert [v.values["tsnr"] for v in latest["SPN01_CMH_RST"]] == [77.0]  # BOLD: the same either way
 
 
 def test_an_empty_store_says_so(tmp_path, built):

@@ -28,7 +28,7 @@ from datman_flow.pipeline.trend_summary import (
     plot_numbers,
 )
 from datman_flow.qc.trend_plot import DrawnTrend, render_trend, small_png
-from datman_flow.store.trend_queries import metric_history
+from datman_flow.store.trend_queries import MetricPoint, metric_history
 
 INLINE_SCALE = 0.48  # the small figures: a six-panel figure of 1330 x 610 px -> 640 x 290 px
 MIN_INLINE_SCALE = 0.2
@@ -78,6 +78,21 @@ class Trends:
         return out
 
 
+def same_convention(group: TrendGroup, points: list[MetricPoint],
+                    convention: str | None) -> tuple[list[MetricPoint], list[str]]:
+    """A T1w group's points measured under the study's MRIQC convention, and a note on the
+    sessions left out (the conventions' values differ by tens of percent: one axis would show a
+    step that is no change in the images). BOLD and DWI metrics do not depend on it."""
+    if group.kind != "anat" or convention is None:
+        return points, []
+    kept = [p for p in points if p.convention == convention]
+    other = {p.session for p in points} - {p.session for p in kept}
+    if not other:
+        return points, []
+    return kept, [f"{group.title}: {len(other)} session(s) measured under another MRIQC convention than the "
+                  f"study's {convention} left out; re-materialize their qc_metrics to plot them"]
+
+
 def trends_step(config: LabConfig, layout: DataLayout) -> Trends:
     """Every configured study's trends, from the metric store; the figures written atomically."""
     store, studies = layout.metric_store, sorted(config.studies)
@@ -86,12 +101,15 @@ def trends_step(config: LabConfig, layout: DataLayout) -> Trends:
     upgrades = site_upgrades(points)
     groups, images, notes = [], {}, []
     by_group = group_points(points, tag_kinds)
-    for group, mine in by_group.items():
+    for group, mine in list(by_group.items()):
         if not group.safe():
             notes.append(f"{group.title!r}: left out, its study, site or tag cannot name a file")
             continue
-        chart = trend_chart(group, mine, upgrades.get((group.study, group.site), ()),
-                            config.studies[group.study].qc.convention if group.study in config.studies else None)
+        convention = config.studies[group.study].qc.convention if group.study in config.studies else None
+        mine, note = same_convention(group, mine, convention)
+        notes.extend(note)
+        by_group[group] = mine
+        chart = trend_chart(group, mine, upgrades.get((group.study, group.site), ()), convention)
         png = layout.trends / f"{group.name}.png"
         rendered = render_trend(chart, png)
         images[group] = rendered.image

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from datman_flow.store.metric_store import MetricStore
+from datman_flow.store.qc_queries import LEGACY_CONVENTION
 
 # The scanner software of each session: SoftwareVersions from its recorded header parameters,
 # else the new version of a 'software_upgrade' header finding. A parameter text that is not
@@ -41,6 +42,7 @@ class MetricPoint:
     value: float
     software: str  # the session's scanner software ('' unknown)
     flagged: str  # the outlier flags' bases ('site history', 'typical range'), '' when not flagged
+    convention: str = LEGACY_CONVENTION  # the MRIQC convention it was measured under
 
 
 def software_text(value: object) -> str:
@@ -66,7 +68,7 @@ def metric_history(store: MetricStore, studies: Sequence[str], tags: Sequence[st
         "FROM qc_flags WHERE list_contains(?::VARCHAR[], basis) GROUP BY ALL) "
         f"SELECT s.study, s.site, m.session, coalesce(s.is_phantom, false) AS is_phantom, {DATE_SQL} AS scan_date, "
         "m.tag, m.series_number, m.metric, m.value, coalesce(w.software, '') AS software, "
-        "coalesce(f.basis, '') AS flagged "
+        "coalesce(f.basis, '') AS flagged, coalesce(m.metric_convention, ?) AS convention "
         "FROM qc_metrics m JOIN sessions s USING (session) LEFT JOIN software w USING (session) "
         "LEFT JOIN flags f ON f.session = m.session AND f.series_number IS NOT DISTINCT FROM m.series_number "
         "AND f.tag = m.tag AND f.metric = m.metric "
@@ -74,9 +76,9 @@ def metric_history(store: MetricStore, studies: Sequence[str], tags: Sequence[st
         "AND list_contains(?::VARCHAR[], m.metric) "
         "ORDER BY s.study, s.site, m.tag, is_phantom, scan_date NULLS LAST, s.insert_date, m.session, "
         "m.series_number, m.metric",
-        [list(OUTLIER_BASES), list(studies), list(tags), list(metrics)])
+        [list(OUTLIER_BASES), LEGACY_CONVENTION, list(studies), list(tags), list(metrics)])
     return [MetricPoint(str(r["study"]), str(r["site"]), str(r["session"]), bool(r["is_phantom"]),
                         r["scan_date"], str(r["tag"]),  # type: ignore[arg-type]
                         None if r["series_number"] is None else int(r["series_number"]),  # type: ignore[arg-type]
                         str(r["metric"]), float(r["value"]),  # type: ignore[arg-type]
-                        software_text(r["software"]), str(r["flagged"])) for r in rows]
+                        software_text(r["software"]), str(r["flagged"]), str(r["convention"])) for r in rows]
