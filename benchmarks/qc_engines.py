@@ -61,7 +61,8 @@ def run_engine(engine: str, nifti: Path, threads: int) -> dict:
 
 
 def fmt(value: float) -> str:
-    return f"{value:.4f}" if abs(value) < 1 else f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    """4 significant digits (trailing zeros kept), tiny values in exponent form."""
+    return f"{value:.2e}" if 0 < abs(value) < 0.01 else f"{value:#.4g}".rstrip(".")
 
 
 def table(figures: dict[str, dict]) -> str:
@@ -69,14 +70,14 @@ def table(figures: dict[str, dict]) -> str:
     rows = ["| | built-in | ANTs (N4 + Atropos) | ANTs vs built-in |", "|---|---|---|---|"]
     b, a = figures.get("builtin"), figures.get("ants")
 
-    def line(name: str, get, unit: str = "") -> None:
+    def line(name: str, get, show=fmt) -> None:
         vb, va = (get(f) if f else None for f in (b, a))
         change = f"{100.0 * (va - vb) / abs(vb):+.0f} %" if vb not in (None, 0.0) and va is not None else ""
-        cells = [fmt(v) + unit if v is not None else "-" for v in (vb, va)]
+        cells = [show(v) if v is not None else "-" for v in (vb, va)]
         rows.append(f"| {name} | {cells[0]} | {cells[1]} | {change} |")
 
-    line("wall time (s)", lambda f: f["seconds"])
-    line("peak RSS (GB)", lambda f: f["peak_kb"] / 1024 / 1024)
+    line("wall time (s)", lambda f: f["seconds"], lambda v: f"{v:.1f}")
+    line("peak RSS (GB)", lambda f: f["peak_kb"] / 1024 / 1024, lambda v: f"{v:.2f}")
     for key in KEY_IQMS:
         line(key, lambda f, key=key: f["metrics"][key])
     return "\n".join(rows)
