@@ -42,7 +42,6 @@ from datman_flow.qc.segment import Segmentation, segment_t1w
 
 log = logging.getLogger(__name__)
 MISSING_ANTS = "qc: {anat_engine: ants} needs ANTs: pip install 'datman-flow[ants]' (antspyx)"
-THREADS_ENV = "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"  # ITK's thread count (read on its first use)
 N4_SHRINK = 4
 N4_ITERATIONS = (50, 50, 50, 50)
 N4_THRESHOLD = 0.0
