@@ -41,6 +41,12 @@ class UsualRange:
     label: str
     bounds: Bounds
     better: Better
+    conventions: tuple[str, ...] = ()  # the MRIQC conventions whose values the bounds describe; () = all
+
+    def holds_for(self, convention: str | None) -> bool:
+        """Whether the bounds describe values measured under ``convention`` (None: unknown, as
+        for a caller that does not say; the range is then applied)."""
+        return not self.conventions or convention is None or convention in self.conventions
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,10 @@ class QCKindSpec:
     key_metrics: tuple[str, ...]
     ranges: tuple[UsualRange, ...]
 
-    def usual_range(self, metric: str) -> UsualRange | None:
-        """The usual range of ``metric``, or None when none is known."""
-        return next((r for r in self.ranges if r.metric == metric), None)
+    def usual_range(self, metric: str, convention: str | None = None) -> UsualRange | None:
+        """The usual range of ``metric`` for values measured under ``convention`` (qc/settings.py),
+        or None when none is known."""
+        return next((r for r in self.ranges if r.metric == metric and r.holds_for(convention)), None)
 
 
 def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
@@ -69,10 +76,10 @@ def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
     return not math.isfinite(value) or too_low or too_high
 
 
-def flag(kind: QCKind, metric: str, value: float) -> bool:
-    """Whether ``value`` of ``metric`` is outside its usual range for ``kind`` (False when the
-    metric has no usual range)."""
-    usual = qc_kind(kind).usual_range(metric)
+def flag(kind: QCKind, metric: str, value: float, convention: str | None = None) -> bool:
+    """Whether ``value`` of ``metric`` (measured under ``convention``) is outside its usual range
+    for ``kind`` (False when the metric has no usual range)."""
+    usual = qc_kind(kind).usual_range(metric, convention)
     return usual is not None and outside_usual(float(value), usual.bounds, usual.better)
 
 
@@ -91,11 +98,16 @@ class RangeFlag:
                 "better": self.usual.better}
 
 
-def range_flags(kind: QCKind, metrics: Mapping[str, float]) -> list[RangeFlag]:
-    """Every metric of ``metrics`` outside its usual range for ``kind`` (:func:`flag`), in the
-    order of the kind's ranges."""
-    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in qc_kind(kind).ranges
+def range_flags(kind: QCKind, metrics: Mapping[str, float], convention: str | None = None) -> list[RangeFlag]:
+    """Every metric of ``metrics`` (measured under ``convention``) outside its usual range for
+    ``kind`` (:func:`flag`), in the order of the kind's ranges."""
+    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in usual_ranges(kind, convention)
             if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)]
+
+
+def usual_ranges(kind: QCKind, convention: str | None = None) -> tuple[UsualRange, ...]:
+    """The usual ranges of ``kind`` that describe values measured under ``convention``."""
+    return tuple(r for r in qc_kind(kind).ranges if r.holds_for(convention))
 
 
 def usual_text(bounds: Bounds) -> str:
@@ -139,7 +151,8 @@ def _picture_anat(nifti: Path, result: QCResult, reuse: object | None, out_png: 
 
     from datman_flow.qc.anat_picture import anat_picture
 
-    return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics)
+    return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics,
+                        result.convention or None)
 
 
 def _picture_fmri(nifti: Path, result: QCResult, reuse: object | None, out_png: Path) -> Path:
@@ -160,11 +173,16 @@ def _picture_dwi(nifti: Path, result: QCResult, reuse: object | None, out_png: P
 
 # ---- the table -----------------------------------------------------------------------------
 
-# Where most good 3T T1w fall (MRIQC's usual values), in the order the picture lists them.
+# Where most good 3T T1w fall (MRIQC's usual values), in the order the picture lists them. SNR,
+# CNR and CJV rest on the summary statistics, which MRIQC 24 weights by the partial-volume maps:
+# their values move by -15 to -46 % (SNR, CNR) and +13 to +76 % (CJV) from 22.x's depending on the
+# resolution (docs/metrics_anat.md), and no typical 24.x values are published; so these three
+# ranges describe values measured under mriqc22 only (under mriqc24 the site history judges them).
+_MRIQC22_ONLY = ("mriqc22",)
 _ANAT_RANGES = (
-    UsualRange("snr_total", "SNR", (8.0, None), "higher"),
-    UsualRange("cnr", "CNR", (1.5, 5.0), "higher"),
-    UsualRange("cjv", "CJV", (0.25, 0.65), "lower"),
+    UsualRange("snr_total", "SNR", (8.0, None), "higher", _MRIQC22_ONLY),
+    UsualRange("cnr", "CNR", (1.5, 5.0), "higher", _MRIQC22_ONLY),
+    UsualRange("cjv", "CJV", (0.25, 0.65), "lower", _MRIQC22_ONLY),
     UsualRange("efc", "EFC", (0.4, 0.7), "lower"),
     UsualRange("fber", "FBER", (None, None), "higher"),
     UsualRange("wm2max", "WM2MAX", (0.5, 0.85), "in range"),
