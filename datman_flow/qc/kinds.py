@@ -131,7 +131,7 @@ def _analyse_anat(nifti: Path, settings: QcSettings) -> tuple[QCResult, object |
 def _analyse_fmri(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
     from datman_flow.qc.fmri import fmri_analysis
 
-    analysis = fmri_analysis(nifti)
+    analysis = fmri_analysis(nifti, settings)
     return analysis.result, analysis
 
 
