@@ -213,7 +213,8 @@ def _summary(corrected: np.ndarray, seg: Segmentation, air: np.ndarray, zooms, c
     return common.summary_stats(corrected, masks)
 
 
-def _metrics(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
+def iqms(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
+    """Every anatomical metric of ``inputs`` under an MRIQC convention (docs/metrics_anat.md)."""
     raw, seg, zooms, hat, art = inputs.raw, inputs.seg, inputs.zooms, inputs.hat, inputs.art
     corrected = harmonised(raw, seg)
     s = _summary(corrected, seg, hat & ~art, zooms, convention)
@@ -243,6 +244,8 @@ def _metrics(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
     p5, p50, p95 = np.percentile(bias, [5.0, 50.0, 95.0])
     m.update(inu_range=float(abs(p95 - p5)), inu_med=float(p50))
     m.update(s)
+    m.update({f"size_{a}": float(n) for a, n in zip("xyz", raw.shape)})
+    m.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
     return m
 
 
@@ -251,10 +254,8 @@ def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSett
     with the masks they were computed in."""
     started = time.perf_counter()
     inputs = anat_inputs(nifti, settings)
-    raw, zooms, seg = inputs.raw, inputs.zooms, inputs.seg
-    metrics = _metrics(inputs, settings.convention)
-    metrics.update({f"size_{a}": float(n) for a, n in zip("xyz", raw.shape)})
-    metrics.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
+    zooms, seg = inputs.zooms, inputs.seg
+    metrics = iqms(inputs, settings.convention)
     voxel_ml = float(np.prod(zooms)) / 1000.0
     tissue = seg.pvms.sum(axis=(1, 2, 3), dtype=np.float64) * voxel_ml
     extras = {
