@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import sys
 import types
 from pathlib import Path
@@ -56,9 +57,14 @@ def mriqc_interfaces():
 
 
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """nireports' plot (never called: save_plot=False), nitransforms' Affine (identity) and
+    """nireports' plot (never called: save_plot=False), nitransforms' Affine (identity),
     nitime's Yule-Walker AR fit (for nipype's DVARS; order 1: r(1) / r(0) of the biased
-    autocorrelation, as nitime's ``AR_est_YW`` on ``utils.autocorr``)."""
+    autocorrelation, as nitime's ``AR_est_YW`` on ``utils.autocorr``), and a logger where MRIQC's
+    config keeps None until its command line sets it up (snr_dietrich warns through it)."""
+    from mriqc import config
+
+    if config.loggers.interface is None:
+        monkeypatch.setattr(config.loggers, "interface", logging.getLogger("mriqc.interface"))
     nuisance = types.ModuleType("nireports.reportlets.nuisance")
     nuisance.plot_qi2 = lambda *args, **kwargs: "no-plot.svg"
     linear = types.ModuleType("nitransforms.linear")
@@ -175,6 +181,11 @@ def assert_structural_qc_agrees(case: AnatCase, out_qc: dict) -> list[str]:
     return compared
 
 
+@pytest.fixture(autouse=True)
+def _mriqc_stand_ins(monkeypatch):
+    stand_ins(monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def phantom_case() -> AnatCase:
     return analyse(head_with_artifact())
@@ -210,7 +221,6 @@ def test_harmonize_and_rotation_mask_are_mriqcs(phantom_case, tmp_path):
 
 
 def test_qi2_is_mriqcs_art_qi2(phantom_case, tmp_path, monkeypatch):
-    stand_ins(monkeypatch)
     monkeypatch.chdir(tmp_path)  # art_qi2 writes error.svg into the working directory
     i = phantom_case.inputs
     mod = mriqc_interfaces()
@@ -293,11 +303,10 @@ def test_mriqc22_differs_from_mriqc24_where_documented(phantom_case):
 # --- MRIQC 24's artifact mask: documented deviation -------------------------------------------
 
 
-def test_mriqc24_artifact_mask_finds_no_artifact_because_it_zeroes_the_distance(phantom_case, tmp_path, monkeypatch):
+def test_mriqc24_artifact_mask_finds_no_artifact_because_it_zeroes_the_distance(phantom_case, tmp_path):
     """MRIQC 24.0.2's ArtifactMask sets the distance to 0 in the whole hat (`dist[~hmdata] = 0`)
     before artifact_mask drops voxels closer than 0.10: its artifact mask, and qi_1, are always
     empty. Its own artifact_mask, given the distance as 22.x computed it, finds the artifact."""
-    stand_ins(monkeypatch)
     mod, i = mriqc_interfaces(), phantom_case.inputs
     affine = head_with_artifact().affine  # world coordinates: the landmarks map through the identity
     (tmp_path / "identity.txt").write_text("identity (stand-in)\n")
@@ -381,8 +390,7 @@ def bold_conformance(analysis: fmri.FmriAnalysis, folder: Path) -> dict[str, tup
     return pairs
 
 
-def test_bold_metrics_agree_with_mriqc_and_nipype_on_the_phantom(tmp_path, monkeypatch):
-    stand_ins(monkeypatch)
+def test_bold_metrics_agree_with_mriqc_and_nipype_on_the_phantom(tmp_path):
     data = phantom.bold_series(sessions.BOLD_GRID, 7, n_volumes=16, motion_mm=0.3)
     img = nib.Nifti1Image(data.astype(np.float32), np.diag(list(sessions.BOLD_GRID.spacing) + [2.0]))
     analysis = fmri.fmri_analysis(img, MRIQC24)
@@ -423,7 +431,6 @@ def test_structural_qc_and_qi2_reproduce_the_real_mprage(philips, tmp_path, monk
     case = analyse(philips["t1"])
     compared = assert_structural_qc_agrees(case, run_structural_qc(case, tmp_path))
     assert len(compared) >= 50
-    stand_ins(monkeypatch)
     monkeypatch.chdir(tmp_path)
     theirs, _ = mriqc_anat.art_qi2(case.inputs.raw.astype(np.float64), case.inputs.hat.astype(np.uint8), save_plot=False)
     assert case.m24["qi_2"] == pytest.approx(theirs, rel=REL)
@@ -433,8 +440,7 @@ def test_structural_qc_and_qi2_reproduce_the_real_mprage(philips, tmp_path, monk
     assert case.m22["summary_bg_n"] < float((case.inputs22.hat & ~case.inputs.art).sum())
 
 
-def test_bold_metrics_agree_with_mriqc_and_nipype_on_the_real_bold(philips, tmp_path, monkeypatch):
-    stand_ins(monkeypatch)
+def test_bold_metrics_agree_with_mriqc_and_nipype_on_the_real_bold(philips, tmp_path):
     analysis = fmri.fmri_analysis(philips["bold"], MRIQC24)
     for name, (ours, theirs) in bold_conformance(analysis, tmp_path).items():
         assert ours == pytest.approx(theirs, rel=REL, abs=1e-6), name
