@@ -4,7 +4,9 @@ The pipeline mirrors MRIQC's (``mriqc/workflows/anatomical`` + ``StructuralQC``)
 the closest canonical (RAS) orientation; rotation mask; head mask; brain mask, bias field and
 CSF/GM/WM maps (``segment.py``); bias-corrected image scaled so that the WM median is 1000
 (MRIQC's ``Harmonize``); the "hat" air mask above the nasion-cerebellum plane and Mortamet's
-artifact mask in it; then the measures. ``docs/metrics_anat.md`` lists each formula and every
+artifact mask in it (:func:`anat_inputs`); then the measures (:func:`iqms`), by the definitions
+of the MRIQC release the study's convention names (MRIQC 24.0.2 by default, or 22.x).
+``docs/metrics_anat.md`` lists each formula, the release and file it follows, and every
 deviation from MRIQC.
 """
 
