@@ -5,7 +5,8 @@ resting BOLD (96x96x63x75, realignment included) and the DTI (128x128x82x17) are
 the project's dcm2niix wrapper, then each is measured in a fresh process, which reports the time
 and peak resident memory of the metrics, then of metrics plus picture (`measure.analyse` then
 `measure.picture`, as the CLI and the pipeline call them: the BOLD picture reuses the metrics'
-realigned maps). Reference: MRIQC's documentation gives about 40 minutes and 8 GB for one
+realigned maps), under the MRIQC convention `--convention` names (default mriqc24, qc/settings.py).
+Reference: MRIQC's documentation gives about 40 minutes and 8 GB for one
 subject's T1w and BOLD on 10 processes, with FSL, ANTs and AFNI.
 """
 
@@ -44,9 +45,10 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from datman_flow.qc.measure import analyse, picture
-kind, nifti, png = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+from datman_flow.qc.settings import QcSettings
+kind, nifti, png, convention = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 started = time.perf_counter()
-measured = analyse(kind, nifti)
+measured = analyse(kind, nifti, QcSettings(convention=convention))
 seconds = time.perf_counter() - started
 metrics_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 picture(kind, nifti, measured, png)
@@ -55,9 +57,9 @@ print(json.dumps({"metrics_s": seconds, "with_picture_s": time.perf_counter() - 
 """
 
 
-def measure_in_child(kind: str, nifti: Path, picture: Path) -> dict:
+def measure_in_child(kind: str, nifti: Path, picture: Path, convention: str) -> dict:
     """Time and peak resident memory of one series' metrics (and picture), in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", CHILD, kind, str(nifti), str(picture)],
+    done = subprocess.run([sys.executable, "-c", CHILD, kind, str(nifti), str(picture), convention],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"qc of {nifti.name} failed: {done.stderr[-800:]}")
@@ -68,6 +70,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--kinds", default="anat,fmri,dwi", help="which series to measure (comma-separated)")
+    parser.add_argument("--convention", default="mriqc24", choices=("mriqc24", "mriqc22"),
+                        help="the MRIQC convention the metrics follow (qc/settings.py; default mriqc24)")
     args = parser.parse_args()
     if not ARCHIVE.exists():
         print(f"{ARCHIVE} not found: the benchmark needs ../shared/dicom", file=sys.stderr)
@@ -81,14 +85,14 @@ def main() -> int:
         kinds = [k for k in ("anat", "fmri", "dwi") if k in args.kinds.split(",")]
         niftis = {kind: convert(source, *SERIES[kind], work) for kind in kinds}
         for kind in kinds:
-            out = measure_in_child(kind, niftis[kind], work / f"{kind}.png")
+            out = measure_in_child(kind, niftis[kind], work / f"{kind}.png", args.convention)
             gb = {key: round(out[key] / 1024 / 1024, 2) for key in ("metrics_peak_kb", "peak_kb")}
             figures[kind] = {"metrics_s": round(out["metrics_s"], 2), "with_picture_s": round(out["with_picture_s"], 2),
                              "metrics_peak_gb": gb["metrics_peak_kb"], "peak_gb": gb["peak_kb"],
                              "target_s": TARGET_SECONDS[kind], "metrics": out["metrics"]}
-            print(f"{kind:5} metrics {out['metrics_s']:6.1f} s (target {TARGET_SECONDS[kind]:.0f} s, peak memory "
-                  f"{gb['metrics_peak_kb']:.2f} GB), with picture {out['with_picture_s']:6.1f} s (peak memory "
-                  f"{gb['peak_kb']:.2f} GB)")
+            print(f"{kind:5} {args.convention} metrics {out['metrics_s']:6.1f} s (target {TARGET_SECONDS[kind]:.0f} s, "
+                  f"peak memory {gb['metrics_peak_kb']:.2f} GB), with picture {out['with_picture_s']:6.1f} s "
+                  f"(peak memory {gb['peak_kb']:.2f} GB)")
     if "anat" in figures and "fmri" in figures:
         total = figures["anat"]["with_picture_s"] + figures["fmri"]["with_picture_s"]  # type: ignore[index]
         print(f"T1w + BOLD: {total:.1f} s against MRIQC's ~{MRIQC_T1W_BOLD_SECONDS / 60:.0f} min and "

@@ -99,11 +99,12 @@ def test_siemens_xa30_enhanced(ingest, tmp_path):
     checks = {name: passed for name, passed, *_ in run.checks}
     assert checks == {"expected_series": True, "header_drift": True, "qc_outliers": False, "healthy": False,
                       "review": False}  # nobody has reviewed it yet: pending
-    # a short, low-resolution QA scan (its T1 below MRIQC's usual SNR), flagged while the
-    # site has no history, and so the session needs a look
+    # a short, low-resolution QA scan (its T1's wm2max below and inu_range above MRIQC's usual
+    # ranges: 2 mm, coil shading without prescan normalise; under the default mriqc24 SNR has no
+    # typical range), flagged while the site has no history, and so the session needs a look
     assert run.health is not None and run.health.verdict == "attention"
     assert {p.kind for p in run.health.problems} == {"qc_outlier"}
-    assert run.health.reasons[0].startswith("QC outlier in series 5 (T1): snr_total ")
+    assert run.health.reasons[0].startswith("QC outlier in series 5 (T1): wm2max ")
     assert assert_matches_references(run.series, archive) >= 8
     # one DICOM kept per converted series, and the store says the same as the run
     kept = sorted(p.name for p in (tmp_path / "data" / "dcm" / "QA01_XA30_0001_01").iterdir())

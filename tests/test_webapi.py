@@ -25,7 +25,7 @@ from measured_helpers import QC_LABEL, md5_of, measured_copy
 from webapi_standin import WebapiStandin
 
 TOKEN = "secret-webapi-token"
-T1_GAP = ("qi_2", "tpm_overlap_csf", "tpm_overlap_gm", "tpm_overlap_wm")  # what datman-flow does not compute
+T1_GAP = ("tpm_overlap_csf", "tpm_overlap_gm", "tpm_overlap_wm")  # what datman-flow does not compute
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -166,7 +166,7 @@ def test_a_study_s_sessions_and_usage_errors(measured, capsys):
 
 
 def test_a_t1w_record_with_every_required_iqm_is_accepted(measured, t1_metrics, capsys):
-    """If the four missing IQMs existed (made up here, in a test only), the T1w record would pass
+    """If the three missing IQMs existed (made up here, in a test only), the T1w record would pass
     the server's schema as it is built: sizes as integers, the rest as floats."""
     data, rows = measured
     t1 = rows["T1"]
@@ -208,7 +208,7 @@ def test_the_record_keeps_mriqc_s_whitelist_and_the_server_s_types():
         webapi_record(mriqc, scan_id, "dwi", "DTI60")
 
 
-def test_the_gap_is_exactly_four_t1w_iqms_and_none_for_bold(qc_session, t1_metrics):
+def test_the_gap_is_exactly_three_t1w_iqms_and_none_for_bold(qc_session, t1_metrics):
     scan_id = parse_session_label(QC_LABEL)
     t1 = next(q for q in qc_session[1] if q.kind == "anat")
     t1_record = mriqc_record(QCResult("anat", t1_metrics), Path(str(t1.series.nifti_path)))

@@ -76,8 +76,8 @@ def qc(args: argparse.Namespace) -> int:
     result = measured.result
     if args.picture:
         picture(args.type, nifti, measured, Path(args.picture))
-    # outside their typical range
-    flags = [f.as_json() for f in range_flags(args.type, result.metrics, result.convention)]
+    # outside their typical range (those that hold for the convention the metrics were measured under)
+    flags = [f.as_json() for f in range_flags(args.type, result.metrics, result.convention or None)]
     print(json.dumps({"file": str(nifti), "type": args.type, "seconds": round(result.seconds, 2),
                       "convention": result.convention, "anat_engine": result.engine or None,
                       "metrics": result.metrics, "flags": flags}, indent=2, sort_keys=True, default=float))

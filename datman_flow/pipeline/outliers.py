@@ -28,7 +28,7 @@ from datman_flow.config import QcOutliers
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
 from datman_flow.pipeline.resolve import SessionTarget
-from datman_flow.qc.kinds import QCKind, qc_kind, range_flags, usual_text
+from datman_flow.qc.kinds import QCKind, qc_kind, range_flags, usual_ranges, usual_text
 from datman_flow.store import CheckRow, HeaderParameterRow, MetricStore, QcFlagRow, SessionRow
 from datman_flow.store.qc_queries import SOFTWARE_FIELD, HistoryKey, MetricHistory, metric_history
 
@@ -92,7 +92,6 @@ class MeasuredSeries:
     tag: str
     kind: QCKind
     metrics: Mapping[str, float]
-    convention: str | None = None  # the MRIQC convention the metrics follow (their usual ranges depend on it)
 
 
 @dataclass(frozen=True)
@@ -172,21 +171,24 @@ def site_flags(session: str, series: MeasuredSeries, history: MetricHistory, sof
     return flags
 
 
-def typical_flags(session: str, series: MeasuredSeries, n_history: int, software: str) -> list[QcFlagRow]:
+def typical_flags(session: str, series: MeasuredSeries, n_history: int, software: str,
+                  convention: str | None = None) -> list[QcFlagRow]:
+    """The series' metrics outside the typical ranges that hold for its MRIQC ``convention``."""
     return [QcFlagRow(session=session, series_number=series.series_number, tag=series.tag, metric=f.metric,
                       value=f.value, basis=TYPICAL_RANGE, low=f.usual.bounds[0], high=f.usual.bounds[1],
                       n_history=n_history, software=software)
-            for f in range_flags(series.kind, series.metrics, series.convention)]
+            for f in range_flags(series.kind, series.metrics, convention)]
 
 
 def series_outliers(session: str, series: MeasuredSeries, history: MetricHistory, software: str,
-                    settings: QcOutliers, phantom: bool = False) -> SeriesOutliers:
+                    settings: QcOutliers, phantom: bool = False, convention: str | None = None) -> SeriesOutliers:
     """A phantom is compared with earlier phantoms only, never with MRIQC's typical ranges (those
-    describe brains: a gel sphere has no grey matter), so its check waits for a history."""
+    describe brains: a gel sphere has no grey matter), so its check waits for a history. The
+    typical ranges are those that hold for the MRIQC ``convention`` the series was measured under."""
     compared = history.sessions >= settings.min_history
     found = site_flags(session, series, history, software, settings) if compared else []
-    ranged = not phantom and any(r.metric in series.metrics for r in qc_kind(series.kind).ranges_for(series.convention))
-    typical = () if phantom else tuple(typical_flags(session, series, history.sessions, software))
+    ranged = not phantom and any(r.metric in series.metrics for r in usual_ranges(series.kind, convention))
+    typical = () if phantom else tuple(typical_flags(session, series, history.sessions, software, convention))
     return SeriesOutliers(series.series_number, series.tag, series.kind, software, history.sessions,
                           settings.min_history, tuple(found), typical, ranged, phantom)
 
@@ -237,7 +239,8 @@ def outlier_step(target: SessionTarget, layout: DataLayout, measured: Sequence[M
                        convention if m.kind == "anat" else None) for m in measured]
     history = session_history(store, target, list(dict.fromkeys(keys))) if measured else {}
     phantom = target.scan_id.is_phantom
-    found = [series_outliers(label, m, history[key], key.software, settings, phantom) for m, key in zip(measured, keys)]
+    found = [series_outliers(label, m, history[key], key.software, settings, phantom, convention)
+             for m, key in zip(measured, keys)]
     persist.record_rows(layout, QcFlagRow, label, [f for o in found for f in o.flags])
     persist.record_checks(layout, label, CHECK_NAME, check_rows(label, found))
     return found

@@ -4,7 +4,9 @@ The pipeline mirrors MRIQC's (``mriqc/workflows/anatomical`` + ``StructuralQC``)
 the closest canonical (RAS) orientation; rotation mask; head mask; brain mask, bias field and
 CSF/GM/WM maps (``segment.py``); bias-corrected image scaled so that the WM median is 1000
 (MRIQC's ``Harmonize``); the "hat" air mask above the nasion-cerebellum plane and Mortamet's
-artifact mask in it; then the measures. ``docs/metrics_anat.md`` lists each formula and every
+artifact mask in it (:func:`anat_inputs`); then the measures (:func:`iqms`), by the definitions
+of the MRIQC release the study's convention names (MRIQC 24.0.2 by default, or 22.x).
+``docs/metrics_anat.md`` lists each formula, the release and file it follows, and every
 deviation from MRIQC.
 """
 
@@ -19,7 +21,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from datman_flow.qc import common
+from datman_flow.qc import common, noise_fit, weighted_stats
 from datman_flow.qc.result import QCResult
 from datman_flow.qc.segment import CLASSES, Segmentation, segment_t1w
 from datman_flow.qc.settings import DEFAULT_QC, Convention, QcSettings
@@ -65,8 +67,11 @@ def rotation_mask(data: np.ndarray) -> np.ndarray:
     return empty if empty.sum() >= 500 else np.zeros(data.shape, dtype=bool)
 
 
-def hat_mask(head: np.ndarray, brain: np.ndarray, rot: np.ndarray) -> np.ndarray:
-    """Air above the nasion-to-cerebellum plane, outside the head and the rotation mask.
+def hat_mask(head: np.ndarray, brain: np.ndarray, rot: np.ndarray | None) -> np.ndarray:
+    """Air above the nasion-to-cerebellum plane, outside the head and (unless ``rot`` is None)
+    the rotation mask. MRIQC 22.x left the rotation mask out of its hat; 24.0.2's ``ArtifactMask``
+    keeps it in (its hat is everything outside the head above the plane), so its air statistics
+    and qi_2 count the padding's zeros as air.
 
     MRIQC maps that plane from the MNI template; without registration it is approximated by
     the plane (tilted along y only) through the lowest brain voxel in the posterior quarter
@@ -80,7 +85,8 @@ def hat_mask(head: np.ndarray, brain: np.ndarray, rot: np.ndarray) -> np.ndarray
     y = np.arange(brain.shape[1], dtype=np.float32)
     plane = z_post + (z_ant - z_post) * (y - y0) / max(y1 - y0, 1)  # z of the plane at each y
     above = np.arange(brain.shape[2])[None, :] >= plane[:, None]
-    return ~head & ~rot & above[None, :, :]
+    air = ~head & above[None, :, :]
+    return air if rot is None else air & ~rot
 
 
 def artifact_mask(raw: np.ndarray, hat: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -150,21 +156,73 @@ def segment(raw: np.ndarray, zooms, head: np.ndarray, engine: str) -> Segmentati
     return segment_t1w(raw, zooms, head=head)
 
 
-def _metrics(raw, seg: Segmentation, zooms, rot, hat, art, convention: Convention) -> dict[str, float]:
-    erode = all(z < 1.9 for z in zooms)  # MRIQC erodes the masks only at (near) 1 mm
+def harmonised(raw: np.ndarray, seg: Segmentation) -> np.ndarray:
+    """The image every intensity metric reads: clipped (MRIQC's pre-N4 ``IntensityClip``),
+    divided by the bias field, scaled so that the median of the eroded WM (pvm >= 0.9) is 1000
+    (MRIQC's ``Harmonize``, the same in 22.x and 24.0.2)."""
     corrected = intensity_clip(raw)
     corrected /= seg.bias  # MRIQC's N4 runs on the clipped image
     wm_core = _erode_if(seg.pvms[2] >= 0.9, True)
     if wm_core.sum() < 10:
         wm_core = seg.pvms[2] >= 0.9
-    corrected *= np.float32(1000.0 / max(float(np.median(corrected[wm_core])), 1e-6))  # Harmonize
-    air = hat & ~art
+    corrected *= np.float32(1000.0 / max(float(np.median(corrected[wm_core])), 1e-6))
+    return corrected
+
+
+@dataclass(frozen=True, eq=False)
+class AnatInputs:
+    """What the metrics are computed from (closest-canonical orientation): the raw image, its
+    voxel size, the rotation and head masks, the segmentation, the hat (the air above the
+    nasion-cerebellum plane, as the convention draws it) and Mortamet's artifacts in it."""
+
+    raw: np.ndarray
+    zooms: tuple[float, float, float]
+    rot: np.ndarray
+    head: np.ndarray
+    seg: Segmentation
+    hat: np.ndarray
+    art: np.ndarray
+
+
+def anat_inputs(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC) -> AnatInputs:
+    """Load a T1w image and draw every mask and map its metrics need."""
+    raw, zooms = load_t1w(nifti)
+    np.clip(raw, 0.0, None, out=raw)
+    if not np.any(raw > 1e-5):
+        raise ValueError("the T1w image is empty")
+    rot = rotation_mask(raw)
+    head = common.head_mask(raw, zooms) & ~rot
+    if head.sum() < 100:
+        raise ValueError("fewer than 100 voxels in the head mask")
+    seg = segment(raw, zooms, head, settings.anat_engine)
+    hat = hat_mask(head, seg.brain, rot)
+    art = artifact_mask(raw, hat, head)  # Mortamet's definition under both conventions (docs)
+    if settings.convention == "mriqc24":
+        hat = hat_mask(head, seg.brain, None)  # 24.0.2's hat keeps the rotation mask's voxels
+    return AnatInputs(raw, zooms, rot, head, seg, hat, art)
+
+
+def _summary(corrected: np.ndarray, seg: Segmentation, air: np.ndarray, zooms, convention: Convention):
+    """MRIQC 24: statistics weighted by the partial-volume maps, the air a binary mask, nothing
+    eroded (weighted_stats.py). MRIQC 22.x: the maps thresholded at 0.85, every mask eroded
+    (18-connectivity) when all voxels are under 1.9 mm."""
+    if convention == "mriqc24":
+        maps = {"bg": air} | {c: seg.pvms[k] for k, c in enumerate(CLASSES)}
+        return weighted_stats.summary_stats(corrected, maps)
+    erode = all(z < 1.9 for z in zooms)
     masks = {"bg": _erode_if(air, erode)}
     masks.update({c: _erode_if(seg.pvms[k] > PV_THRESHOLD, erode) for k, c in enumerate(CLASSES)})
-    s = common.summary_stats(corrected, masks)
+    return common.summary_stats(corrected, masks)
+
+
+def iqms(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
+    """Every anatomical metric of ``inputs`` under an MRIQC convention (docs/metrics_anat.md)."""
+    raw, seg, zooms, hat, art = inputs.raw, inputs.seg, inputs.zooms, inputs.hat, inputs.art
+    corrected = harmonised(raw, seg)
+    s = _summary(corrected, seg, hat & ~art, zooms, convention)
     m: dict[str, float] = {}
     for c in CLASSES:
-        m[f"snr_{c}"] = common.snr(s[f"summary_{c}_median"], s[f"summary_{c}_stdv"], int(s[f"summary_{c}_n"]))
+        m[f"snr_{c}"] = common.snr(s[f"summary_{c}_median"], s[f"summary_{c}_stdv"], s[f"summary_{c}_n"])
         m[f"snrd_{c}"] = common.snr_dietrich(s[f"summary_{c}_median"], s["summary_bg_mad"], s["summary_bg_stdv"])
     m["snr_total"] = float(np.mean([m[f"snr_{c}"] for c in CLASSES]))
     m["snrd_total"] = float(np.mean([m[f"snrd_{c}"] for c in CLASSES]))
@@ -172,10 +230,11 @@ def _metrics(raw, seg: Segmentation, zooms, rot, hat, art, convention: Conventio
     noise = np.sqrt(s["summary_bg_stdv"] ** 2 + s["summary_wm_stdv"] ** 2 + s["summary_gm_stdv"] ** 2)
     m["cnr"] = float(contrast / noise) if noise > 0 else float("nan")
     m["cjv"] = float((s["summary_wm_mad"] + s["summary_gm_mad"]) / contrast) if contrast > 0 else float("nan")
-    m["efc"] = common.efc(corrected, rot)
-    m["fber"] = common.fber(corrected, seg.head, rot)
+    m["efc"] = common.as_reported(common.efc(corrected, inputs.rot), convention)
+    m["fber"] = common.as_reported(common.fber(corrected, seg.head, inputs.rot), convention)
     m["wm2max"] = float(s["summary_wm_median"] / np.percentile(corrected, 99.95))
     m["qi_1"] = float(art.sum() / hat.sum()) if hat.any() else -1.0
+    m["qi_2"] = noise_fit.qi2(raw, hat, convention)
     fx, fy, fz, _ = common.fwhm(raw, seg.brain, zooms)
     vox = [f / z if f > 0 else -1.0 for f, z in zip((fx, fy, fz), zooms)]  # MRIQC: voxel units
     m.update(fwhm_x=vox[0], fwhm_y=vox[1], fwhm_z=vox[2], fwhm_avg=float(np.mean([v for v in vox if v > 0] or [-1.0])))
@@ -187,6 +246,8 @@ def _metrics(raw, seg: Segmentation, zooms, rot, hat, art, convention: Conventio
     p5, p50, p95 = np.percentile(bias, [5.0, 50.0, 95.0])
     m.update(inu_range=float(abs(p95 - p5)), inu_med=float(p50))
     m.update(s)
+    m.update({f"size_{a}": float(n) for a, n in zip("xyz", raw.shape)})
+    m.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
     return m
 
 
@@ -194,28 +255,17 @@ def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSett
     """All the anatomical metrics of a T1w image under ``settings`` (MRIQC convention, engine),
     with the masks they were computed in."""
     started = time.perf_counter()
-    raw, zooms = load_t1w(nifti)
-    np.clip(raw, 0.0, None, out=raw)
-    if not np.any(raw > 1e-5):
-        raise ValueError("the T1w image is empty")
-    rot = rotation_mask(raw)
-    head = common.head_mask(raw, zooms) & ~rot
-    if head.sum() < 100:
-        raise ValueError("fewer than 100 voxels in the head mask")
-    seg = segment(raw, zooms, head, settings.anat_engine)
-    hat = hat_mask(head, seg.brain, rot)
-    art = artifact_mask(raw, hat, head)
-    metrics = _metrics(raw, seg, zooms, rot, hat, art, settings.convention)
-    metrics.update({f"size_{a}": float(n) for a, n in zip("xyz", raw.shape)})
-    metrics.update({f"spacing_{a}": z for a, z in zip("xyz", zooms)})
+    inputs = anat_inputs(nifti, settings)
+    zooms, seg = inputs.zooms, inputs.seg
+    metrics = iqms(inputs, settings.convention)
     voxel_ml = float(np.prod(zooms)) / 1000.0
     tissue = seg.pvms.sum(axis=(1, 2, 3), dtype=np.float64) * voxel_ml
     extras = {
         "brain_ml": round(float(seg.brain.sum()) * voxel_ml, 1),
         "tissue_ml": {c: round(float(v), 1) for c, v in zip(CLASSES, tissue)},
         "mixture_means": [round(v, 1) for v in seg.means],
-        "air_voxels": int(hat.sum()),
-        "rotation_mask_voxels": int(rot.sum()),
+        "air_voxels": int(inputs.hat.sum()),
+        "rotation_mask_voxels": int(inputs.rot.sum()),
     }
     seconds = time.perf_counter() - started
     log.info("anatomical metrics in %.1f s", seconds)

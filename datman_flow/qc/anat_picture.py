@@ -11,12 +11,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from datman_flow.atomic import save_figure_atomic
-from datman_flow.qc.kinds import QC_KINDS, outside_usual, usual_text
+from datman_flow.qc.kinds import outside_usual, usual_ranges, usual_text
 
 N_SLICES = 6
 BACKGROUND = "#111111"
 OUTLINE = "#ff8c1a"
-ANAT = QC_KINDS["anat"]  # its ranges_for(convention): the metrics listed beside the slices, with their usual range
 
 
 def _positions(mask: np.ndarray, axis: int) -> list[int]:
@@ -54,13 +53,13 @@ def _draw_row(fig, grid, row, data, mask, zooms, axis, window) -> None:
         ax.text(0.02, 0.02, str(index), color="#888888", fontsize=7, transform=ax.transAxes)
 
 
-def _metrics_panel(ax, metrics: dict, convention: str | None) -> None:
+def _metrics_panel(ax, metrics: dict, ranges) -> None:
     ax.set_axis_off()
     ax.set_facecolor(BACKGROUND)
     y = 0.97
     ax.text(0.0, y, "metric", color="#888888", fontsize=8, transform=ax.transAxes, family="monospace")
     ax.text(1.0, y, "usual", color="#888888", fontsize=8, ha="right", transform=ax.transAxes, family="monospace")
-    for usual in ANAT.ranges_for(convention):
+    for usual in ranges:
         key, bounds = usual.metric, usual.bounds
         if key not in metrics:
             continue
@@ -80,8 +79,9 @@ def anat_picture(nifti, brain_mask: np.ndarray | None, out_png: Path, metrics: d
     """Write the T1w QC picture to ``out_png`` (atomically) and return its path.
 
     ``brain_mask`` is in the closest-canonical orientation of the image (as ``anat_analysis``
-    returns it); None computes a quick one. Metrics outside their usual range (as ``convention``
-    defines them) are in red."""
+    returns it); None computes a quick one. Metrics outside their usual range (the ranges that
+    hold for the MRIQC ``convention`` they were measured under) are in red."""
+    ranges = usual_ranges("anat", convention)  # the metrics listed beside the slices, with their usual range
     from datman_flow.qc.anat import load_t1w
     from datman_flow.qc.segment import quick_brain_mask
 
@@ -100,9 +100,9 @@ def anat_picture(nifti, brain_mask: np.ndarray | None, out_png: Path, metrics: d
     grid = fig.add_gridspec(3, N_SLICES + 2, left=0.02, right=0.99, top=0.9, bottom=0.02, wspace=0.02, hspace=0.04)
     for row, axis in enumerate((2, 1, 0)):
         _draw_row(fig, grid, row, data, mask, zooms, axis, window)
-    _metrics_panel(fig.add_subplot(grid[:, N_SLICES:]), metrics, convention)
+    _metrics_panel(fig.add_subplot(grid[:, N_SLICES:]), metrics, ranges)
     name = Path(str(nifti)).name if isinstance(nifti, (str, Path)) else "T1w"
-    flagged = [r.label for r in ANAT.ranges_for(convention)
+    flagged = [r.label for r in ranges
                if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)
                and not (r.metric == "fber" and float(metrics[r.metric]) == -1.0)]
     status = "all key metrics in their usual range" if not flagged else "outside usual range: " + ", ".join(flagged)

@@ -138,8 +138,9 @@ def summary_stats(img: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, fl
     return out
 
 
-def snr(mu_fg: float, sigma_fg: float, n: int) -> float:
-    """SNR of one region: ``mu / (sigma * sqrt(n / (n - 1)))`` (MRIQC passes the median as mu)."""
+def snr(mu_fg: float, sigma_fg: float, n: float) -> float:
+    """SNR of one region: ``mu / (sigma * sqrt(n / (n - 1)))`` (MRIQC passes the median as mu;
+    ``n`` is the voxel count, under MRIQC 24 the sum of the region's partial-volume map)."""
     if n < 2 or sigma_fg <= 0:
         return float("nan")
     return float(mu_fg / (sigma_fg * math.sqrt(n / (n - 1.0))))
@@ -156,6 +157,12 @@ def snr_dietrich(mu_fg: float, mad_air: float, sigma_air: float | None = None) -
     if sigma_air is not None and sigma_air > 1.0e-3:
         return float(DIETRICH_FACTOR * mu_fg / sigma_air)
     return -1.0
+
+
+def as_reported(value: float, convention: str) -> float:
+    """``efc`` and ``fber`` as the convention reports them: MRIQC 24 rounds both to 4 decimals
+    (``decimals=4`` in ``mriqc.qc.anatomical``), 22.x did not."""
+    return round(float(value), 4) if convention == "mriqc24" else float(value)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:

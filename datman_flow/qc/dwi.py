@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import stats
 
-from datman_flow.qc import common
+from datman_flow.qc import common, weighted_stats
 from datman_flow.qc.dwi_slices import Dropouts, Spikes, background_spikes, slice_dropouts
 from datman_flow.qc.epi_mask import brain_mask
 from datman_flow.qc.realign import framewise_displacement, realign
@@ -188,9 +188,12 @@ def _b0_motion(s: DwiSeries) -> tuple[np.ndarray, np.ndarray, dict[str, float], 
 
 
 def _image_metrics(s: DwiSeries) -> dict[str, float]:
-    """EFC, FBER and summary statistics of the mean b=0, and the geometry."""
-    metrics = {"efc": common.efc(s.mean_b0), "fber": common.fber(s.mean_b0, s.head)}
-    metrics.update(common.summary_stats(s.mean_b0, {"fg": s.brain, "bg": ~s.brain}))
+    """EFC, FBER and summary statistics of the mean b=0, and the geometry. MRIQC 22.x had no
+    diffusion metrics: these follow 24.0.2 under either convention (statistics weighted by the
+    masks, efc and fber to 4 decimals)."""
+    metrics = {"efc": common.as_reported(common.efc(s.mean_b0), "mriqc24"),
+               "fber": common.as_reported(common.fber(s.mean_b0, s.head), "mriqc24")}
+    metrics.update(weighted_stats.summary_stats(s.mean_b0, {"fg": s.brain, "bg": ~s.brain}))
     metrics.update({f"size_{a}": float(n) for a, n in zip("xyzt", s.data.shape)})
     metrics.update({f"spacing_{a}": z for a, z in zip("xyz", s.zooms)})
     return metrics

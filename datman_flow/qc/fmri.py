@@ -18,12 +18,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage as ndi
 from scipy import stats
 
-from datman_flow.qc import common
+from datman_flow.qc import common, weighted_stats
 from datman_flow.qc.epi_mask import brain_mask
 from datman_flow.qc.realign import framewise_displacement, realign, reslice, resliced_moments
 from datman_flow.qc.result import QCResult
+from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 
 FD_THRESHOLD = 0.2  # mm, MRIQC's fd_thres
 FD_RADIUS = 50.0  # mm, Power et al. 2012
@@ -163,9 +165,22 @@ def _realigned(data: np.ndarray, params: np.ndarray, zooms):
     return mean_epi, std_epi, head, brain, series
 
 
-def fmri_analysis(nifti) -> FmriAnalysis:
+def summary_statistics(mean_epi: np.ndarray, brain: np.ndarray, convention: str) -> dict[str, float]:
+    """``summary_{fg,bg}_*`` of the mean EPI in the brain mask and its complement: MRIQC 24
+    weights the statistics by the two binary masks (weighted_stats.py); 22.x's ``FunctionalQC``
+    called ``summary_stats(..., erode=True)``: both masks eroded (18-connectivity) first."""
+    if convention == "mriqc24":
+        return weighted_stats.summary_stats(mean_epi, {"fg": brain, "bg": ~brain})
+    structure = ndi.generate_binary_structure(3, 2)
+    masks = {"fg": ndi.binary_erosion(brain, structure), "bg": ndi.binary_erosion(~brain, structure)}
+    return common.summary_stats(mean_epi, masks)
+
+
+def fmri_analysis(nifti, settings: QcSettings = DEFAULT_QC) -> FmriAnalysis:
     """All of MRIQC's BOLD metrics for one 4D NIfTI (path or nibabel image), with the maps
-    and brain series the picture reuses. The 4D series itself is not kept."""
+    and brain series the picture reuses. The 4D series itself is not kept. The MRIQC
+    ``settings.convention`` changes only ``summary_*``, ``snr``, ``efc`` and ``fber``
+    (docs/metrics_fmri.md); every temporal metric is the same under both."""
     start = time.perf_counter()
     data, zooms, tr = load_bold(nifti)
     global_signal = data.reshape(-1, data.shape[3]).mean(axis=0)
@@ -188,7 +203,7 @@ def fmri_analysis(nifti) -> FmriAnalysis:
     fwhm = common.fwhm(mean_epi, brain, zooms)
     fwhm_vox = [v / z if v > 0 else -1.0 for v, z in zip(fwhm[:3], zooms)]
     valid = [v for v in fwhm_vox if v > 0]
-    summary = common.summary_stats(mean_epi, {"fg": brain, "bg": ~brain})
+    summary = summary_statistics(mean_epi, brain, settings.convention)
     metrics = {
         "dummy_trs": float(dummies),
         "fd_mean": float(fd.mean()) if fd.size else 0.0,
@@ -203,13 +218,13 @@ def fmri_analysis(nifti) -> FmriAnalysis:
         "aor": float(aor.mean()),
         "aqi": float(aqi.mean()),
         "gcor": gcor(series),
-        "efc": common.efc(mean_epi),
-        "fber": common.fber(mean_epi, brain),
+        "efc": common.as_reported(common.efc(mean_epi), settings.convention),
+        "fber": common.as_reported(common.fber(mean_epi, brain), settings.convention),
         "fwhm_x": fwhm_vox[0],
         "fwhm_y": fwhm_vox[1],
         "fwhm_z": fwhm_vox[2],
         "fwhm_avg": float(np.mean(valid)) if valid else -1.0,
-        "snr": common.snr(summary["summary_fg_median"], summary["summary_fg_stdv"], int(summary["summary_fg_n"])),
+        "snr": common.snr(summary["summary_fg_median"], summary["summary_fg_stdv"], summary["summary_fg_n"]),
         **summary,
         "size_x": float(data.shape[0]), "size_y": float(data.shape[1]), "size_z": float(data.shape[2]),
         "size_t": float(data.shape[3]),
@@ -229,13 +244,14 @@ def fmri_analysis(nifti) -> FmriAnalysis:
         "brain_mask_ml": float(brain.sum() * np.prod(zooms) / 1000.0),
         "head_mask_voxels": int(head.sum()),
     }
-    result = QCResult(kind="fmri", metrics=metrics, extras=extras, seconds=time.perf_counter() - start)
+    result = QCResult(kind="fmri", metrics=metrics, extras=extras, seconds=time.perf_counter() - start,
+                      convention=settings.convention)
     return FmriAnalysis(result, zooms, mean_epi, std_epi, brain, series)
 
 
-def fmri_metrics(nifti) -> QCResult:
+def fmri_metrics(nifti, settings: QcSettings = DEFAULT_QC) -> QCResult:
     """All of MRIQC's BOLD metrics for one 4D NIfTI (path or nibabel image)."""
-    return fmri_analysis(nifti).result
+    return fmri_analysis(nifti, settings).result
 
 
 def reanalyse(nifti, result: QCResult) -> FmriAnalysis:

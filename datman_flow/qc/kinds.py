@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -41,6 +41,12 @@ class UsualRange:
     label: str
     bounds: Bounds
     better: Better
+    conventions: tuple[str, ...] = ()  # the MRIQC conventions whose values the bounds describe; () = all
+
+    def holds_for(self, convention: str | None) -> bool:
+        """Whether the bounds describe values measured under ``convention`` (None: unknown, as
+        for a caller that does not say; the range is then applied)."""
+        return not self.conventions or convention is None or convention in self.conventions
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,12 @@ class QCKindSpec:
     analyse: AnalyseEntry
     picture: PictureEntry
     key_metrics: tuple[str, ...]
-    ranges: tuple[UsualRange, ...]  # under the default convention (qc/settings.py)
-    convention_ranges: Mapping[str, tuple[UsualRange, ...]] = field(default_factory=dict)  # other conventions'
-
-    def ranges_for(self, convention: str | None = None) -> tuple[UsualRange, ...]:
-        """The usual ranges of the metrics as ``convention`` defines them (None: the default)."""
-        return self.convention_ranges.get(convention or "", self.ranges)
+    ranges: tuple[UsualRange, ...]
 
     def usual_range(self, metric: str, convention: str | None = None) -> UsualRange | None:
-        """The usual range of ``metric`` under ``convention``, or None when none is known."""
-        return next((r for r in self.ranges_for(convention) if r.metric == metric), None)
+        """The usual range of ``metric`` for values measured under ``convention`` (qc/settings.py),
+        or None when none is known."""
+        return next((r for r in self.ranges if r.metric == metric and r.holds_for(convention)), None)
 
 
 def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
@@ -75,8 +77,8 @@ def outside_usual(value: float, bounds: Bounds, better: Better) -> bool:
 
 
 def flag(kind: QCKind, metric: str, value: float, convention: str | None = None) -> bool:
-    """Whether ``value`` of ``metric`` is outside its usual range for ``kind`` under ``convention``
-    (False when the metric has no usual range)."""
+    """Whether ``value`` of ``metric`` (measured under ``convention``) is outside its usual range
+    for ``kind`` (False when the metric has no usual range)."""
     usual = qc_kind(kind).usual_range(metric, convention)
     return usual is not None and outside_usual(float(value), usual.bounds, usual.better)
 
@@ -97,10 +99,15 @@ class RangeFlag:
 
 
 def range_flags(kind: QCKind, metrics: Mapping[str, float], convention: str | None = None) -> list[RangeFlag]:
-    """Every metric of ``metrics`` outside its usual range for ``kind`` under ``convention``
-    (:func:`flag`), in the order of the kind's ranges."""
-    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in qc_kind(kind).ranges_for(convention)
+    """Every metric of ``metrics`` (measured under ``convention``) outside its usual range for
+    ``kind`` (:func:`flag`), in the order of the kind's ranges."""
+    return [RangeFlag(r.metric, float(metrics[r.metric]), r) for r in usual_ranges(kind, convention)
             if r.metric in metrics and outside_usual(float(metrics[r.metric]), r.bounds, r.better)]
+
+
+def usual_ranges(kind: QCKind, convention: str | None = None) -> tuple[UsualRange, ...]:
+    """The usual ranges of ``kind`` that describe values measured under ``convention``."""
+    return tuple(r for r in qc_kind(kind).ranges if r.holds_for(convention))
 
 
 def usual_text(bounds: Bounds) -> str:
@@ -124,7 +131,7 @@ def _analyse_anat(nifti: Path, settings: QcSettings) -> tuple[QCResult, object |
 def _analyse_fmri(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
     from datman_flow.qc.fmri import fmri_analysis
 
-    analysis = fmri_analysis(nifti)
+    analysis = fmri_analysis(nifti, settings)
     return analysis.result, analysis
 
 
@@ -144,8 +151,8 @@ def _picture_anat(nifti: Path, result: QCResult, reuse: object | None, out_png: 
 
     from datman_flow.qc.anat_picture import anat_picture
 
-    mask = reuse if isinstance(reuse, np.ndarray) else None
-    return anat_picture(nifti, mask, out_png, result.metrics, result.convention)
+    return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics,
+                        result.convention or None)
 
 
 def _picture_fmri(nifti: Path, result: QCResult, reuse: object | None, out_png: Path) -> Path:
@@ -166,11 +173,16 @@ def _picture_dwi(nifti: Path, result: QCResult, reuse: object | None, out_png: P
 
 # ---- the table -----------------------------------------------------------------------------
 
-# Where most good 3T T1w fall (MRIQC's usual values), in the order the picture lists them.
+# Where most good 3T T1w fall (MRIQC's usual values), in the order the picture lists them. SNR,
+# CNR and CJV rest on the summary statistics, which MRIQC 24 weights by the partial-volume maps:
+# their values move by -15 to -46 % (SNR, CNR) and +13 to +76 % (CJV) from 22.x's depending on the
+# resolution (docs/metrics_anat.md), and no typical 24.x values are published; so these three
+# ranges describe values measured under mriqc22 only (under mriqc24 the site history judges them).
+_MRIQC22_ONLY = ("mriqc22",)
 _ANAT_RANGES = (
-    UsualRange("snr_total", "SNR", (8.0, None), "higher"),
-    UsualRange("cnr", "CNR", (1.5, 5.0), "higher"),
-    UsualRange("cjv", "CJV", (0.25, 0.65), "lower"),
+    UsualRange("snr_total", "SNR", (8.0, None), "higher", _MRIQC22_ONLY),
+    UsualRange("cnr", "CNR", (1.5, 5.0), "higher", _MRIQC22_ONLY),
+    UsualRange("cjv", "CJV", (0.25, 0.65), "lower", _MRIQC22_ONLY),
     UsualRange("efc", "EFC", (0.4, 0.7), "lower"),
     UsualRange("fber", "FBER", (None, None), "higher"),
     UsualRange("wm2max", "WM2MAX", (0.5, 0.85), "in range"),

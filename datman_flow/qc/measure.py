@@ -82,7 +82,7 @@ def mriqc_record(result: QCResult, nifti: Path) -> dict[str, object]:
         settings["anat_engine"] = result.engine
     record["provenance"] = {"md5sum": md5sum(nifti), "version": software_version(), "software": "datman-flow",
                             "settings": settings}
-    record["datman_flags"] = [f.as_json() for f in range_flags(result.kind, result.metrics, result.convention)]
+    record["datman_flags"] = [f.as_json() for f in range_flags(result.kind, result.metrics, result.convention or None)]
     return record
 
 
