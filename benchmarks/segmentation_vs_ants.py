@@ -97,7 +97,20 @@ def run_builtin(nifti: Path, out: Path) -> dict:
     return {"seconds": seconds}
 
 
+def atropos(ants, image: np.ndarray, brain: np.ndarray, zooms) -> tuple[np.ndarray, np.ndarray]:
+    """Atropos' posteriors (3, ...) ordered CSF < GM < WM by mean intensity, 0 outside the brain, and labels."""
+    mask = ants.from_numpy(brain.astype(np.float32), spacing=zooms)
+    result = ants.atropos(a=ants.from_numpy(image, spacing=zooms), x=mask, i="kmeans[3]", m="[0.1,1x1x1]", c="[5,0]")
+    posteriors = np.stack([p.numpy() for p in result["probabilityimages"]]).astype(np.float32)
+    posteriors[:, ~brain] = 0.0
+    hard = np.argmax(posteriors, axis=0)
+    posteriors = posteriors[np.argsort([float(image[brain & (hard == k)].mean()) for k in range(3)])]
+    return posteriors, np.where(brain, np.argmax(posteriors, axis=0) + 1, 0).astype(np.uint8)
+
+
 def run_ants(nifti: Path, out: Path, builtin: Path) -> dict:
+    """N4 + Atropos in datman-flow's brain mask (timed: the ANTs chain), then Atropos alone on
+    datman-flow's own bias-corrected image (the classifier alone, untimed)."""
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(THREADS)
     os.environ["ANTS_RANDOM_SEED"] = str(SEED)
     import ants
@@ -106,26 +119,21 @@ def run_ants(nifti: Path, out: Path, builtin: Path) -> dict:
 
     raw, zooms = load_t1w(nifti)
     np.clip(raw, 0.0, None, out=raw)
-    brain = np.load(builtin)["brain"]
+    own = np.load(builtin)
+    brain = own["brain"]
     started = time.perf_counter()
-    image = ants.from_numpy(raw, spacing=zooms)
-    mask = ants.from_numpy(brain.astype(np.float32), spacing=zooms)
-    field = ants.n4_bias_field_correction(image, mask=mask, shrink_factor=4, spline_param=200,
+    field = ants.n4_bias_field_correction(ants.from_numpy(raw, spacing=zooms),
+                                          mask=ants.from_numpy(brain.astype(np.float32), spacing=zooms),
+                                          shrink_factor=4, spline_param=200,
                                           convergence={"iters": [50] * 5, "tol": 1e-7}, return_bias_field=True)
     n4_field = field.numpy().astype(np.float32)
-    corrected = raw / np.maximum(n4_field, 1e-6)
     n4_seconds = time.perf_counter() - started
-    result = ants.atropos(a=ants.from_numpy(corrected, spacing=zooms), x=mask, i="kmeans[3]", m="[0.1,1x1x1]",
-                          c="[5,0]")
+    pvms, labels = atropos(ants, raw / np.maximum(n4_field, 1e-6), brain, zooms)
     seconds = time.perf_counter() - started
-    posteriors = np.stack([p.numpy() for p in result["probabilityimages"]]).astype(np.float32)
-    posteriors[:, ~brain] = 0.0
-    hard = np.argmax(posteriors, axis=0)
-    order = np.argsort([float(corrected[brain & (hard == k)].mean()) for k in range(3)])  # CSF < GM < WM
-    posteriors = posteriors[order]
-    labels = np.where(brain, np.argmax(posteriors, axis=0) + 1, 0).astype(np.uint8)
-    np.savez(out, pvms=posteriors, labels=labels, n4_field=n4_field)
-    return {"seconds": seconds, "n4_seconds": n4_seconds}
+    peak = peak_gb()
+    pvms_own, labels_own = atropos(ants, (raw / own["bias"]).astype(np.float32), brain, zooms)
+    np.savez(out, pvms=pvms, labels=labels, n4_field=n4_field, pvms_own=pvms_own, labels_own=labels_own)
+    return {"seconds": seconds, "n4_seconds": n4_seconds, "peak_gb": peak}
 
 
 def in_child(side: str, nifti: Path, out: Path, builtin: Path | None = None) -> dict:
@@ -133,7 +141,9 @@ def in_child(side: str, nifti: Path, out: Path, builtin: Path | None = None) -> 
     command = [sys.executable, str(Path(__file__).resolve()), "--side", side, str(nifti), str(out)]
     if builtin is not None:
         command.append(str(builtin))
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    import datman_flow
+
+    env = os.environ | {"PYTHONPATH": str(Path(datman_flow.__file__).resolve().parents[1])}  # the parent's package
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{side} on {nifti.name} failed: {done.stderr[-1500:]}")
@@ -154,7 +164,7 @@ def peak_gb() -> float:
 def side_main(argv: list[str]) -> int:
     side, nifti, out = argv[0], Path(argv[1]), Path(argv[2])
     figures = run_builtin(nifti, out) if side == "builtin" else run_ants(nifti, out, Path(argv[3]))
-    figures["peak_gb"] = peak_gb()
+    figures.setdefault("peak_gb", peak_gb())
     print(json.dumps(figures))
     return 0
 
@@ -167,6 +177,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int((a & b).sum()) / total if total else float("nan")
 
 
+REFERENCES = {"n4": "Atropos after N4", "own": "Atropos on datman-flow's image"}
+
+
 def compare(nifti: Path, builtin_npz: Path, ants_npz: Path, conventions: list[str]) -> dict:
     from datman_flow.qc.anat import _metrics, artifact_mask, hat_mask, load_t1w, rotation_mask
     from datman_flow.qc.segment import CLASSES, Segmentation
@@ -176,28 +189,29 @@ def compare(nifti: Path, builtin_npz: Path, ants_npz: Path, conventions: list[st
     b, a = np.load(builtin_npz), np.load(ants_npz)
     own = Segmentation(head=b["head"], brain=b["brain"], pvms=b["pvms"], labels=b["labels"], bias=b["bias"],
                        means=tuple(b["means"]), sigmas=tuple(b["sigmas"]))
-    atropos = Segmentation(head=own.head, brain=own.brain, pvms=a["pvms"], labels=a["labels"], bias=own.bias,
-                           means=own.means, sigmas=own.sigmas)
     n4_field = np.where(own.brain, a["n4_field"], 1.0).astype(np.float32)  # N4 ran in the brain only
     n4_field /= np.float32(np.exp(np.log(n4_field[own.brain]).mean()))
-    atropos_n4 = Segmentation(head=own.head, brain=own.brain, pvms=a["pvms"], labels=a["labels"], bias=n4_field,
-                              means=own.means, sigmas=own.sigmas)
+    segs = {"builtin": own}  # every map on datman-flow's corrected image, but the ANTs chain's
+    for ref, suffix in (("n4", ""), ("own", "_own")):
+        segs[ref] = Segmentation(head=own.head, brain=own.brain, pvms=a["pvms" + suffix], labels=a["labels" + suffix],
+                                 bias=own.bias, means=own.means, sigmas=own.sigmas)
+    segs["ants_chain"] = Segmentation(head=own.head, brain=own.brain, pvms=a["pvms"], labels=a["labels"],
+                                      bias=n4_field, means=own.means, sigmas=own.sigmas)
     rot = rotation_mask(raw)
     hat = hat_mask(own.head, own.brain, rot)
     art = artifact_mask(raw, hat, own.head)
     out: dict = {"shape": list(raw.shape), "zooms": list(zooms),
                  "brain_ml": float(own.brain.sum() * np.prod(zooms) / 1000.0), "dice": {}, "icvs": {}, "iqms": {}}
-    for k, c in enumerate(CLASSES):
-        out["dice"][c] = dice(own.labels == k + 1, atropos.labels == k + 1)
-    for name, seg in (("builtin", own), ("atropos", atropos)):
-        totals = seg.pvms.sum(axis=(1, 2, 3), dtype=np.float64)
+    for name in ("builtin", "n4", "own"):
+        totals = segs[name].pvms.sum(axis=(1, 2, 3), dtype=np.float64)
         out["icvs"][name] = {c: float(totals[k] / totals.sum()) for k, c in enumerate(CLASSES)}
+    for ref in REFERENCES:
+        out["dice"][ref] = {c: dice(own.labels == k + 1, segs[ref].labels == k + 1) for k, c in enumerate(CLASSES)}
     for convention in conventions:
-        rows = {}
-        for name, seg in (("builtin", own), ("atropos", atropos), ("atropos_n4", atropos_n4)):
+        out["iqms"][convention] = {}
+        for name, seg in segs.items():
             m = _metrics(raw, seg, zooms, rot, hat, art, convention)
-            rows[name] = {key: float(m[key]) for key in IQMS}
-        out["iqms"][convention] = rows
+            out["iqms"][convention][name] = {key: float(m[key]) for key in IQMS}
     return out
 
 
@@ -205,39 +219,52 @@ def pct(x: float, ref: float) -> float:
     return 100.0 * (x - ref) / abs(ref) if ref else float("nan")
 
 
+def triple(values: dict) -> str:
+    return " / ".join(f"{values[c]:.3f}" for c in ("csf", "gm", "wm"))
+
+
 def report(figures: dict) -> list[str]:
     """Markdown tables, and the list of missed targets (on the 1 mm image)."""
     missed: list[str] = []
-    print("\n| image | voxels (mm) | brain ml | Dice CSF / GM / WM | icvs datman-flow | icvs Atropos | "
-          "max abs. icvs diff | datman-flow s / GB | N4 + Atropos s / GB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nSegmentation agreement (hard labels; icvs from the maps)\n")
+    print("| image | voxels (mm) | brain ml | against | Dice CSF / GM / WM | icvs datman-flow | icvs Atropos | "
+          "max abs. icvs diff |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, f in figures.items():
-        d, ib, ia = f["dice"], f["icvs"]["builtin"], f["icvs"]["atropos"]
-        worst = max(abs(ib[c] - ia[c]) for c in ib)
+        ib = f["icvs"]["builtin"]
+        for ref, label in REFERENCES.items():
+            d, ia = f["dice"][ref], f["icvs"][ref]
+            worst = max(abs(ib[c] - ia[c]) for c in ib)
+            print(f"| {name} | {'x'.join(map(str, f['shape']))} ({f['zooms'][0]:.2g}) | {f['brain_ml']:.0f} | "
+                  f"{label} | {triple(d)} | {triple(ib)} | {triple(ia)} | {worst:.3f} |")
+            if name == TARGETS_ON and ref == "n4":
+                missed += [f"Dice {c} {d[c]:.3f} < {t}" for c, t in DICE_TARGET.items() if d[c] < t]
+                missed += [f"icvs_{c} off by {abs(ib[c] - ia[c]):.3f}" for c in ib if abs(ib[c] - ia[c]) > ICVS_TOL]
+    print("\nTime and peak memory (each side in a fresh process, 2 threads)\n")
+    print("| image | datman-flow segment_t1w s / GB | ANTs N4 + Atropos s (N4 s) / GB |")
+    print("|---|---|---|")
+    for name, f in figures.items():
         t_b, t_a = f["time"]["builtin"], f["time"]["ants"]
-        print(f"| {name} | {'x'.join(map(str, f['shape']))} ({f['zooms'][0]:.2g}) | {f['brain_ml']:.0f} | "
-              f"{d['csf']:.3f} / {d['gm']:.3f} / {d['wm']:.3f} | "
-              f"{ib['csf']:.3f} / {ib['gm']:.3f} / {ib['wm']:.3f} | "
-              f"{ia['csf']:.3f} / {ia['gm']:.3f} / {ia['wm']:.3f} | "
-              f"{worst:.3f} | {t_b['seconds']:.1f} / {t_b['peak_gb']:.2f} | "
-              f"{t_a['seconds']:.1f} ({t_a['n4_seconds']:.1f} N4) / {t_a['peak_gb']:.2f} |")
-        if name == TARGETS_ON:
-            missed += [f"Dice {c} {d[c]:.3f} < {t}" for c, t in DICE_TARGET.items() if d[c] < t]
-            missed += [f"icvs_{c} off by {abs(ib[c] - ia[c]):.3f}" for c in ib if abs(ib[c] - ia[c]) > ICVS_TOL]
+        print(f"| {name} | {t_b['seconds']:.1f} / {t_b['peak_gb']:.2f} | "
+              f"{t_a['seconds']:.1f} ({t_a['n4_seconds']:.1f}) / {t_a['peak_gb']:.2f} |")
     for convention in next(iter(figures.values()))["iqms"]:
-        print(f"\nIQMs, convention {convention}: datman-flow's maps vs Atropos' posteriors on datman-flow's "
-              "corrected image (diff = datman-flow relative to Atropos; icvs: absolute); Atropos + its own N4 field "
-              "for reference")
-        print("\n| image | metric | datman-flow | Atropos | diff | Atropos + N4 |")
-        print("|---|---|---|---|---|---|")
+        print(f"\nIQMs, convention {convention}, on datman-flow's corrected image (diff: datman-flow relative to "
+              "the map's value; icvs absolute); last column: the whole ANTs chain (Atropos' maps, N4's field)\n")
+        print("| image | metric | datman-flow | " + " | ".join(f"{label} | diff" for label in REFERENCES.values())
+              + " | ANTs chain |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, f in figures.items():
             rows = f["iqms"][convention]
             for key in IQMS:
-                own, ref, n4 = rows["builtin"][key], rows["atropos"][key], rows["atropos_n4"][key]
-                diff = f"{own - ref:+.3f}" if key.startswith("icvs") else f"{pct(own, ref):+.1f} %"
-                print(f"| {name} | {key} | {own:.3f} | {ref:.3f} | {diff} | {n4:.3f} |")
-                if name == TARGETS_ON and key in ("cjv", "cnr") and abs(pct(own, ref)) > 100 * IQM_REL_TOL:
-                    missed.append(f"{convention} {key} off by {pct(own, ref):+.1f} %")
+                own = rows["builtin"][key]
+                cells = []
+                for ref in REFERENCES:
+                    value = rows[ref][key]
+                    diff = f"{own - value:+.3f}" if key.startswith("icvs") else f"{pct(own, value):+.1f} %"
+                    cells += [f"{value:.3f}", diff]
+                    if name == TARGETS_ON and key in ("cjv", "cnr") and abs(pct(own, value)) > 100 * IQM_REL_TOL:
+                        missed.append(f"{convention} {key} off by {pct(own, value):+.1f} % against {REFERENCES[ref]}")
+                print(f"| {name} | {key} | {own:.3f} | {' | '.join(cells)} | {rows['ants_chain'][key]:.3f} |")
     return missed
 
 
@@ -253,7 +280,10 @@ def main() -> int:
     parser.add_argument("--images", default=",".join(IMAGES), help=f"comma-separated, of: {', '.join(IMAGES)}")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--dicom", type=Path, default=SHARED, help=f"the archives' folder (default {SHARED})")
+    parser.add_argument("--report", type=Path, help="only print the tables of figures saved earlier with --json")
     args = parser.parse_args()
+    if args.report:
+        return print_report(json.loads(args.report.read_text()))
     if importlib.util.find_spec("ants") is None:
         print("antspyx is not installed: `pip install antspyx` (the datman-flow[ants] extra) to run this "
               "benchmark", file=sys.stderr)
@@ -279,9 +309,13 @@ def main() -> int:
             timing["ants"] = in_child("ants", nifti, ants_maps, builtin)
             figures[name] = compare(nifti, builtin, ants_maps, conventions) | {"time": timing}
             print(f"{name}: done", file=sys.stderr, flush=True)
-    missed = report(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
+    return print_report(figures)
+
+
+def print_report(figures: dict) -> int:
+    missed = report(figures)
     print(f"\nTargets on {TARGETS_ON}: " + ("all met" if not missed else "missed: " + "; ".join(missed)))
     return 0
 
