@@ -31,7 +31,8 @@ def xnat(tmp_path_factory, tmp_path, monkeypatch):
 
 def earlier_phantoms(store: MetricStore, n: int) -> None:
     """n phantom sessions scanned before the sample's (2024-03-12), whose T1 had a CNR of about
-    1000 and a CJV of about 0.001: the sample's T1 (CNR 9.4, CJV 0.15) is far worse on both."""
+    1000 and a CJV of about 0.001: the sample's T1 (a gel sphere, so CNR 2.3, CJV 0.64 between
+    classes drawn in one tissue) is far worse on both."""
     for i in range(n):
         label = f"SPN01_CMH_PHA_FBN{9000 + i}"
         store.replace(SessionRow, label, [SessionRow(session=label, study="SPN01", site="CMH", is_phantom=True,
@@ -57,12 +58,12 @@ def test_qc_outliers_check_fails_with_the_outliers_and_the_flags_are_recorded(xn
     assert result.success
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "qc_outliers"]
     assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.description.startswith(f"{PHANTOM}: 2 outliers: series 2 T1 cnr 9.4: site median 1e+03 (n=8), z -")
-    assert "; series 2 T1 cjv 0.152: site median 0.001 (n=8), z " in check.description
+    assert check.description.startswith(f"{PHANTOM}: 2 outliers: series 2 T1 cnr 2.3: site median 1e+03 (n=8), z -")
+    assert "; series 2 T1 cjv 0.635: site median 0.001 (n=8), z " in check.description
     assert check.metadata["outliers"].value == 2 and check.metadata["series_compared"].value == 1
     table = check.metadata["flags"].value
     assert table.splitlines()[0] == "| series | tag | metric | value | basis | site median | z | range |"
-    assert "| 2 | T1 | cjv | 0.152 | site history | 0.001 | " in table
+    assert "| 2 | T1 | cjv | 0.635 | site history | 0.001 | " in table
     materialization = result.asset_materializations_for_node("qc_metrics")[0]
     flagged = materialization.metadata["flagged"].value
     # a phantom is never held to MRIQC's typical ranges (they describe brains): its site outliers only
@@ -73,7 +74,7 @@ def test_qc_outliers_check_fails_with_the_outliers_and_the_flags_are_recorded(xn
                     {"metric": "cnr", "basis": "site history", "n_history": 8, "software": SOFTWARE}]
     assert store.query(f"SELECT count(*) AS n FROM qc_flags WHERE session = '{PHANTOM}'") == [{"n": flagged}]
     [row] = store.query("SELECT passed, detail FROM check_results WHERE check_name = 'qc_outliers'")
-    assert row["passed"] is False and row["detail"].startswith("cnr 9.4: site median 1e+03 (n=8), z -")
+    assert row["passed"] is False and row["detail"].startswith("cnr 2.3: site median 1e+03 (n=8), z -")
     qc_json = json.loads(next((data / "nii").rglob("*_qc.json")).read_text())  # the typical-range flags stand alone
     assert {"metric": "wm2max", "value": qc_json["wm2max"], "basis": "typical range", "low": 0.5, "high": 0.85,
             "better": "in range"} in qc_json["datman_flags"]
