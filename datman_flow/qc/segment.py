@@ -1,16 +1,22 @@
-"""Brain mask, a smooth bias field and CSF/GM/WM partial-volume maps of a T1w image.
+"""Brain mask, a smooth bias field and CSF/GM/WM tissue maps of a T1w image.
 
-numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + FSL FAST:
+numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + Atropos:
 
 * brain: a BET-like deformable surface (``brain_surface``) on the image with its coil shading
   flattened; fitted again on the bias-corrected image, then grown through the CSF towards
   the skull;
-* tissues: a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes) fitted
-  by EM to a histogram of the brain, with a mean-field Potts prior; the tissue fractions are
-  the partial-volume maps;
 * bias: a cubic polynomial fitted to log(intensity / class mean) in pure GM and WM,
-  alternated with the mixture fit (instead of N4's B-spline field), geometric mean 1 over the
-  brain, fading to 1 outside it.
+  alternated with a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes)
+  fitted by EM to a histogram of the brain (instead of N4's B-spline field), geometric mean 1
+  over the brain, fading to 1 outside it;
+* tissues: on the corrected brain, three classes drawn as ANTs' Atropos draws them
+  (``tissue_classes``: k-means, one Gaussian per class, Atropos' MRF), started from the
+  mixture's pure-tissue means. The mixture's own fractions, which this module used before,
+  put 9 points more of the Philips MPRAGE's brain in GM than Atropos: their pure-CSF mean is
+  pulled down by the dark voxels under the skull (0.31 of the GM mean, while the ventricles'
+  CSF is at 0.41), so much real CSF counted as CSF/GM mix, and their mean-field Potts prior
+  (0.5 per neighbour, about six times Atropos' 1 mm weight) added 2 points of GM more.
+  docs/metrics_anat.md, "Calibration against ANTs", has the figures.
 
 Axis 2 must point superior (nibabel's ``as_closest_canonical`` gives RAS).
 """

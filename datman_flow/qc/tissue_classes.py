@@ -1,6 +1,7 @@
-"""CSF, GM and WM maps of a bias-corrected T1w brain, drawn the way ANTs' Atropos draws them
-(``Atropos -i kmeans[3] -m [0.1,1x1x1]``, which MRIQC 24's anatomical workflow builds on), with
-numpy/scipy only.
+"""CSF, GM and WM maps of a bias-corrected T1w brain, drawn the way ANTs' Atropos draws them,
+with numpy/scipy only. MRIQC 24 segments with Atropos started from template priors (which need a
+registration); the template-free form, ``Atropos -i kmeans[3] -m [0.1,1x1x1]``, is the reference
+here and in ``benchmarks/segmentation_vs_ants.py``.
 
 1. k-means (Lloyd, 1-D) on the brain's intensities, started from the partial-volume mixture's
    pure-tissue means: each class is the set of voxels nearest its mean, the mean taken over
@@ -19,7 +20,7 @@ Left out on purpose: Atropos' EM updates of the class Gaussians (five by default
 the class with partial volume on both sides, grey matter, and on the synthetic head of
 tests/test_qc_anat.py, whose true fractions are known, Atropos itself (run in the same brain mask
 on the same corrected image) counts 0.023 of the intracranial volume too much GM at noise sigma
-10; the same updates here: +0.023 after two, +0.037 after five. Without them, 0.010 at most.
+10; the same updates here: +0.023 after two, +0.034 after five. Without them, 0.010 at most.
 ``docs/metrics_anat.md`` ("Calibration against ANTs") has the figures.
 """
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MRF_SMOOTHING = 0.1  # Atropos' MRF smoothing factor (the brief's and MRIQC-style m=[0.1,1x1x1])
+MRF_SMOOTHING = 0.1  # the reference Atropos' MRF smoothing factor (m=[0.1,1x1x1]; MRIQC 24: 0.01 with priors)
 ICM_PASSES = 3  # label / prior passes; the maps hardly change after the first (measured: < 0.002 icvs)
 KMEANS_BINS = 4096
 
