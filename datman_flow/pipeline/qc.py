@@ -86,8 +86,7 @@ def with_outliers(target: SessionTarget, layout: DataLayout, measured: Sequence[
     and check row recorded; the SeriesQC carry the verdicts."""
     done = [q for q in measured if q.result is not None]
     found = outlier_step(target, layout, [MeasuredSeries(q.series.series_number, str(q.series.tag), q.kind,  # type: ignore[arg-type]
-                                                         q.result.metrics, q.result.convention or None)
-                                          for q in done if q.result])
+                                                         q.result.metrics) for q in done if q.result])
     verdicts = {id(q): o for q, o in zip(done, found)}
     return [replace(q, outliers=verdicts.get(id(q))) for q in measured]
 

@@ -1,16 +1,22 @@
-"""Brain mask, a smooth bias field and CSF/GM/WM partial-volume maps of a T1w image.
+"""Brain mask, a smooth bias field and CSF/GM/WM tissue maps of a T1w image.
 
-numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + FSL FAST:
+numpy/scipy only, standing in for MRIQC's SynthStrip + N4 + Atropos:
 
 * brain: a BET-like deformable surface (``brain_surface``) on the image with its coil shading
   flattened; fitted again on the bias-corrected image, then grown through the CSF towards
   the skull;
-* tissues: a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes) fitted
-  by EM to a histogram of the brain, with a mean-field Potts prior; the tissue fractions are
-  the partial-volume maps;
 * bias: a cubic polynomial fitted to log(intensity / class mean) in pure GM and WM,
-  alternated with the mixture fit (instead of N4's B-spline field), geometric mean 1 over the
-  brain, fading to 1 outside it.
+  alternated with a 1-D partial-volume mixture (pure CSF, GM, WM and the CSF/GM, GM/WM mixes)
+  fitted by EM to a histogram of the brain (instead of N4's B-spline field), geometric mean 1
+  over the brain, fading to 1 outside it;
+* tissues: on the corrected brain, three classes drawn as ANTs' Atropos draws them
+  (``tissue_classes``: k-means, one Gaussian per class, Atropos' MRF), started from the
+  mixture's pure-tissue means. The mixture's own fractions, which this module used before,
+  put 9 points more of the Philips MPRAGE's brain in GM than Atropos: their pure-CSF mean is
+  pulled down by the dark voxels under the skull (0.31 of the GM mean, while the ventricles'
+  CSF is at 0.41), so much real CSF counted as CSF/GM mix, and their mean-field Potts prior
+  (0.5 per neighbour, about six times Atropos' 1 mm weight) added 2 points of GM more.
+  docs/metrics_anat.md, "Calibration against ANTs", has the figures.
 
 Axis 2 must point superior (nibabel's ``as_closest_canonical`` gives RAS).
 """
@@ -26,13 +32,13 @@ from scipy import ndimage as ndi
 from .bias_field import extend_field, fit_bias, initial_field
 from .brain_surface import Surface, surface_brain_mask
 from .common import dilate, erode, fill_holes, head_mask, reconstruct
+from .tissue_classes import classify
 
 CLASSES = ("csf", "gm", "wm")
 MIN_BRAIN_ML, MAX_BRAIN_ML = 300.0, 3000.0  # plausible brain + CSF volumes (a newborn's to a large adult's)
 FIRST_FIT_INSET_MM = 6.0  # the first mixture and bias fit stay this far inside the surface
 CORD_AREA = 0.03  # the cord with its CSF: 2-3 cm2, under 3 % of the brain's widest axial section
 CSF_MM = 10.0  # how far the brain mask may grow through CSF towards the skull
-MRF_BETA = 13.0  # mean-field Potts weight on the 3x3x3 mean: 0.5 per neighbour
 
 
 @dataclass(frozen=True)
@@ -136,20 +142,12 @@ def _fractions(x: np.ndarray, post: np.ndarray, mu) -> np.ndarray:
     return frac
 
 
-def _posteriors(corrected: np.ndarray, brain: np.ndarray, mu, sd, w, passes: int = 2) -> np.ndarray:
-    """Tissue fraction maps (3, ...) in the brain, refined by mean-field passes of a Potts
-    prior: each component's log-probability gains ``MRF_BETA`` times the mean fraction of its
-    tissue(s) in the 3x3x3 neighbourhood."""
+def _fraction_maps(corrected: np.ndarray, brain: np.ndarray, mu, sd, w) -> np.ndarray:
+    """The mixture's tissue fractions (3, ...) in the brain, voxel by voxel (no spatial prior):
+    what the bias field is fitted to, in its pure GM and WM voxels."""
     x = corrected[brain].astype(np.float32)
-    loglik = _log_lik(x, mu, sd, w, dtype=np.float32)
-    frac = _fractions(x, _normalise(loglik), mu)
+    frac = _fractions(x, _normalise(_log_lik(x, mu, sd, w, dtype=np.float32)), mu)
     maps = np.zeros((3,) + brain.shape, dtype=np.float32)
-    for _ in range(passes):
-        for k in range(3):
-            maps[k][brain] = frac[:, k]
-        near = np.stack([ndi.uniform_filter(maps[k], size=3)[brain] for k in range(3)], axis=1)
-        prior = np.concatenate([near, np.stack([0.5 * (near[:, a] + near[:, b]) for a, b in MIXES], 1)], 1)
-        frac = _fractions(x, _normalise(loglik + np.float32(MRF_BETA) * prior), mu)
     for k in range(3):
         maps[k][brain] = frac[:, k]
     return maps
@@ -172,18 +170,16 @@ def _add_csf(brain, corrected, head, mu, zooms) -> np.ndarray:
     return _cut_spinal_canal(grown & ~(outer & ~brain & (corrected < 0.9 * mu[0]))) & head
 
 
-def _fit(sub: np.ndarray, brain: np.ndarray, logfield: np.ndarray, rounds: int, final: bool):
-    """Alternate the mixture fit and the bias fit; returns (mu, sd, w, maps, logfield), with
-    the spatially regularised maps only when ``final``."""
+def _fit(sub: np.ndarray, brain: np.ndarray, logfield: np.ndarray, rounds: int):
+    """Alternate the mixture fit and the bias fit; returns (mu, sd, w, logfield) of the last
+    round (whose mixture was fitted on the image corrected by that field)."""
     params = None
     for n in range(rounds):
         corrected = sub / np.exp(logfield)
         mu, sd, w = params = fit_mixture(corrected[brain], init=params)
-        last = n == rounds - 1
-        maps = _posteriors(corrected, brain, mu, sd, w, passes=2 if (last and final) else 0)
-        if not last:
-            logfield = fit_bias(sub, maps, brain, mu)
-    return mu, sd, w, maps, logfield
+        if n < rounds - 1:
+            logfield = fit_bias(sub, _fraction_maps(corrected, brain, mu, sd, w), brain, mu)
+    return mu, sd, w, logfield
 
 
 def rough_brain(data: np.ndarray, zooms, head: np.ndarray) -> tuple[np.ndarray, np.ndarray, Surface]:
@@ -228,13 +224,14 @@ def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segm
     if core.sum() < 0.2 * rough.sum():
         core = rough[box]
     logfield = initial_field(sub, core, zooms)
-    mu, sd, w, maps, logfield = _fit(sub, core, logfield, 3, False)
+    mu, sd, w, logfield = _fit(sub, core, logfield, 3)
     corrected = smooth[box] / np.exp(logfield)
     del smooth
     offset = [s.start * z for s, z in zip(box, zooms)]
     brain, _ = surface_brain_mask(corrected, zooms, sub_head, flatten=False, start=surface.shifted(offset))
     brain = _add_csf(brain, corrected, sub_head, mu, zooms)
-    mu, sd, w, maps, logfield = _fit(sub, brain, logfield, 2, True)
+    mu, sd, w, logfield = _fit(sub, brain, logfield, 2)
+    maps, means, sigmas = classify(sub / np.exp(logfield), brain, zooms, mu)
     brain_full = np.zeros(data.shape, dtype=bool)
     brain_full[box] = brain
     brain_ml = float(brain.sum()) * float(np.prod(zooms)) / 1000.0
@@ -248,5 +245,5 @@ def segment_t1w(data: np.ndarray, zooms, head: np.ndarray | None = None) -> Segm
     labels[box][brain] = (np.argmax(maps[:, brain], axis=0) + 1).astype(np.uint8)
     return Segmentation(
         head=head, brain=brain_full, pvms=pvms, labels=labels, bias=bias,
-        means=tuple(float(v) for v in mu), sigmas=tuple(float(v) for v in sd),
+        means=tuple(float(v) for v in means), sigmas=tuple(float(v) for v in sigmas),
     )
