@@ -112,7 +112,7 @@ def test_typical_ranges_of_snr_cnr_and_cjv_hold_for_mriqc22_values_only(tmp_path
 # ---- the site history ---------------------------------------------------------------------------
 
 def add_session(layout: DataLayout, label: str, scan_date: str, tag: str, metrics: dict[str, float],
-                convention: str | None) -> None:
+                convention: str | None, engine: str | None = None) -> None:
     store = layout.metric_store
     store.replace(SessionRow, label, [SessionRow(session=label, study="SPN01", site="CMH", is_phantom=False,
                                                  scan_date=scan_date, insert_date="2024-01-01 08:00:00.000",
@@ -123,7 +123,7 @@ def add_session(layout: DataLayout, label: str, scan_date: str, tag: str, metric
         parameters=json.dumps({"SoftwareVersions": SOFTWARE}))])
     store.replace(QcMetricRow, label, [QcMetricRow(session=label, series_number=number, tag=tag, metric=name, value=value,
                                                    software_version="t", computed_at=datetime(2024, 1, 1),
-                                                   metric_convention=convention)
+                                                   metric_convention=convention, anat_engine=engine)
                                        for name, value in metrics.items()])
 
 
@@ -134,9 +134,10 @@ def lab(tmp_path):
     return configs, DataLayout(tmp_path / "data")
 
 
-def with_convention(configs: Path, convention: str) -> None:
+def with_convention(configs: Path, convention: str, engine: str = "builtin") -> None:
     study = configs / "studies" / "SPINS.yml"
-    study.write_text(study.read_text().replace("sites:\n", f"qc: {{convention: {convention}}}\nsites:\n", 1))
+    block = f"qc: {{convention: {convention}, anat_engine: {engine}}}\n"
+    study.write_text(study.read_text().replace("sites:\n", block + "sites:\n", 1))
 
 
 def history(layout: DataLayout, tag: str, kind: str, metrics: dict[str, float], configs: Path):
@@ -159,6 +160,23 @@ def test_a_t1w_history_counts_only_rows_of_its_own_convention(lab):
     old = history(layout, "T1", "anat", {"snr_total": 7.2}, configs)
     assert old.n_history == 10 and old.compared  # the rows without a convention are mriqc22's
     assert [f.metric for f in old.site_flags] == ["snr_total"]  # 7.2 is far below 22.x's history
+
+
+def test_a_t1w_history_counts_only_rows_of_its_own_engine(lab):
+    """Atropos' classes and the built-in ones give CJV and CNR tens of percent apart: a study that
+    changes its engine starts its T1w history again (rows without an engine are the built-in's)."""
+    configs, layout = lab
+    for i in range(10):  # the built-in engine, half of them recorded before the engine column existed
+        add_session(layout, f"SPN01_CMH_{i:04d}_01_01", f"202403{1 + i:02d}", "T1", {"cjv": 0.55 + 0.001 * i},
+                    "mriqc24", None if i % 2 else "builtin")
+    configs_builtin = configs.parent / "builtin"
+    shutil.copytree(configs, configs_builtin)
+    with_convention(configs, "mriqc24", "ants")
+    ants = history(layout, "T1", "anat", {"cjv": 0.40}, configs)
+    assert ants.n_history == 0 and not ants.compared
+    with_convention(configs_builtin, "mriqc24", "builtin")
+    builtin = history(layout, "T1", "anat", {"cjv": 0.40}, configs_builtin)
+    assert builtin.n_history == 10 and builtin.compared
 
 
 def test_a_bold_history_ignores_the_convention(lab):

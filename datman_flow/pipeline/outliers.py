@@ -234,9 +234,11 @@ def outlier_step(target: SessionTarget, layout: DataLayout, measured: Sequence[M
     store, whatever the number of series."""
     store, label, settings = layout.metric_store, target.label, target.site.qc_outliers
     software = series_software(store, label) if measured else {}
-    convention = target.study.qc.convention  # T1w metrics differ between conventions; BOLD and DWI do not
+    # T1w metrics differ between conventions and engines; BOLD and DWI do not
+    convention, engine = target.study.qc.convention, target.study.qc.anat_engine
     keys = [HistoryKey(m.tag, software.get((m.series_number, m.tag), ""), qc_kind(m.kind).key_metrics,
-                       convention if m.kind == "anat" else None) for m in measured]
+                       convention if m.kind == "anat" else None, engine if m.kind == "anat" else None)
+            for m in measured]
     history = session_history(store, target, list(dict.fromkeys(keys))) if measured else {}
     phantom = target.scan_id.is_phantom
     found = [series_outliers(label, m, history[key], key.software, settings, phantom, convention)

@@ -69,7 +69,7 @@ def metric_rows(session: str, measured: Sequence[SeriesQC]) -> list[QcMetricRow]
     when, version = datetime.now().replace(microsecond=0), software_version()
     return [QcMetricRow(session=session, series_number=q.series.series_number, tag=str(q.series.tag), metric=name,
                         value=float(value), software_version=version, computed_at=when,
-                        metric_convention=q.result.convention or None)
+                        metric_convention=q.result.convention or None, anat_engine=q.result.engine or None)
             for q in measured if q.result for name, value in sorted(q.result.metrics.items())]
 
 

@@ -32,6 +32,7 @@ from datman_flow.store.schema import DATE_SQL, TIMESTAMP_SQL
 # What rows without a metric_convention were measured with (qc/settings.py's LEGACY_CONVENTION:
 # the store imports nothing above it, tests/test_qc_convention.py holds the two equal).
 LEGACY_CONVENTION = "mriqc22"
+LEGACY_ENGINE = "builtin"  # the only T1w engine before `qc: {anat_engine: ...}`
 
 SOFTWARE_FIELD = "SoftwareVersions"
 
@@ -45,6 +46,7 @@ class HistoryKey:
     software: str
     metrics: tuple[str, ...]
     convention: str | None = None  # only history measured under this MRIQC convention (None: any)
+    engine: str | None = None  # and by this T1w engine (None: any; a row without one: LEGACY_ENGINE)
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,14 @@ def _files(parquet_dir: Path | None, table: str) -> str:
 
 def _history_sql(parquet_dir: Path | None) -> str:
     """$1 study, $2 site, $3 phantom, $4 the session itself, $5/$6 its scan and insert dates
-    (text, NULL when unknown), $7/$8/$9/$10 the wanted (tag, software, metric, convention) as 4
-    lists (a NULL convention takes any; a row without one was measured as LEGACY_CONVENTION)."""
+    (text, NULL when unknown), $7/$8/$9/$10/$11 the wanted (tag, software, metric, convention,
+    engine) as 5 lists (a NULL convention or engine takes any; a row without one was measured as
+    LEGACY_CONVENTION by LEGACY_ENGINE)."""
     first = "coalesce(s.d, s.i::DATE)"
     return f"""
 WITH me AS (SELECT {_date("$5")} AS d, {_timestamp("$6")} AS i),
 wanted AS (SELECT unnest($7::VARCHAR[]) AS tag, unnest($8::VARCHAR[]) AS software, unnest($9::VARCHAR[]) AS metric,
-                  unnest($10::VARCHAR[]) AS convention),
+                  unnest($10::VARCHAR[]) AS convention, unnest($11::VARCHAR[]) AS engine),
 earlier AS (
   SELECT s.session
   FROM (SELECT session, {_date("scan_date")} AS d, {_timestamp("insert_date")} AS i
@@ -102,6 +105,7 @@ JOIN series r ON r.session = m.session AND r.series_number = m.series_number AND
 JOIN wanted w ON w.tag = r.tag AND w.software = r.software AND w.metric = m.metric
 WHERE isfinite(m.value)
   AND (w.convention IS NULL OR coalesce(m.metric_convention, '{LEGACY_CONVENTION}') = w.convention)
+  AND (w.engine IS NULL OR coalesce(m.anat_engine, '{LEGACY_ENGINE}') = w.engine)
 GROUP BY GROUPING SETS ((r.tag, r.software, m.metric), (r.tag, r.software))
 """
 
@@ -112,13 +116,13 @@ def metric_history(store: MetricStore, study: str, site: str, keys: Sequence[His
     (phantoms only with phantoms), never from the session `other_than`, in ONE query over the
     store (the values aggregated there: one row per metric). `scan_date` and `insert_date` are that
     session's, as the sessions table keeps them ('' when unknown)."""
-    wanted = list(dict.fromkeys((key.tag, key.software, metric, key.convention)
+    wanted = list(dict.fromkeys((key.tag, key.software, metric, key.convention, key.engine)
                                 for key in keys for metric in key.metrics))
     if not wanted:
         return {key: MetricHistory({}, {}, 0) for key in keys}
-    tags, softwares, metrics, conventions = (list(column) for column in zip(*wanted))
+    tags, softwares, metrics, conventions, engines = (list(column) for column in zip(*wanted))
     params = [study, site, phantom, other_than, scan_date or None, insert_date or None, tags, softwares, metrics,
-              conventions]
+              conventions, engines]
     try:
         rows = store.query(_history_sql(store.parquet_dir), params)
     except duckdb.Error as exc:

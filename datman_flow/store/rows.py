@@ -128,6 +128,7 @@ class QcMetricRow:
     software_version: str
     computed_at: datetime
     metric_convention: str | None = None  # MRIQC release its definition follows (NULL: measured before, mriqc22)
+    anat_engine: str | None = None  # T1w: what drew its tissue classes, builtin | ants (NULL: before, builtin)
 
 
 @dataclass(frozen=True)
