@@ -150,7 +150,9 @@ def in_child(side: str, nifti: Path, out: Path, builtin: Path | None = None) -> 
     import datman_flow
 
     env = os.environ | {"PYTHONPATH": str(Path(datman_flow.__file__).resolve().parents[1])}  # the parent's package
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    with tempfile.TemporaryDirectory(prefix="datman-seg-child-") as scratch:
+        # antspyx's ants.atropos leaves its posteriors (antsr*prob*.nii.gz) in the temporary folder
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env | {"TMPDIR": scratch})
     if done.returncode != 0:
         raise SystemExit(f"{side} on {nifti.name} failed: {done.stderr[-1500:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
