@@ -6,13 +6,14 @@ within 0.5 % under the mriqc24 convention, except the deviations docs/metrics_an
 which must differ exactly as documented.
 
 MRIQC is a test-only reference (`pip install --no-deps mriqc==24.0.2 templateflow` plus the
-`reference` extra: statsmodels, scikit-learn, nipype); each test is skipped with the reason when
-it is absent. ``mriqc.interfaces`` imports niworkflows (not installed), so its anatomical
-interfaces file is loaded on its own (it imports nipype and ``mriqc.qc`` only). Two stand-ins:
-``art_qi2`` imports nireports' ``plot_qi2`` when called, so a module without a plot takes
-``nireports.reportlets.nuisance``'s place (and ``save_plot`` stays off; ``art_qi2`` still writes
-``error.svg`` into the working directory, which is a temporary one); ``ArtifactMask`` maps MRIQC's
-two landmarks through nitransforms (not installed), so an identity transform stands in for it.
+`reference` extra: statsmodels, scikit-learn, nipype, nitime, nitransforms); each test is skipped
+with the reason when it is absent. ``mriqc.interfaces`` imports niworkflows (not installed), so
+its anatomical interfaces file is loaded on its own (it imports nipype and ``mriqc.qc`` only).
+One stand-in, for a plot: ``art_qi2`` imports nireports' ``plot_qi2`` when called, so a module
+without a plot takes ``nireports.reportlets.nuisance``'s place (and ``save_plot`` stays off;
+``art_qi2`` still writes ``error.svg`` into the working directory, which is a temporary one).
+``ArtifactMask`` maps MRIQC's two landmarks through a real nitransforms identity transform (ITK
+format), and nipype's DVARS fits its AR(1) with nitime's own Yule-Walker estimator.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from datman_flow.samples import phantom, sessions
 pytest.importorskip("statsmodels", reason="MRIQC's summary statistics need statsmodels (the `reference` extra)")
 pytest.importorskip("sklearn", reason="MRIQC's qi_2 needs scikit-learn (the `reference` extra)")
 pytest.importorskip("nipype", reason="MRIQC's interfaces and the DVARS/FD/tSNR reference need nipype (`reference`)")
+pytest.importorskip("nitime", reason="nipype's DVARS fits its AR(1) with nitime (the `reference` extra)")
+pytest.importorskip("nitransforms", reason="MRIQC's ArtifactMask maps its landmarks with nitransforms (`reference`)")
 mriqc_anat = pytest.importorskip("mriqc.qc.anatomical", reason="MRIQC 24.0.2 is not installed (`make setup` does "
                                  "`pip install --no-deps mriqc==24.0.2 templateflow`)")
 mriqc_func = pytest.importorskip("mriqc.qc.functional", reason="MRIQC 24.0.2 is not installed")
@@ -57,41 +60,17 @@ def mriqc_interfaces():
 
 
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """nireports' plot (never called: save_plot=False), nitransforms' Affine (identity),
-    nitime's Yule-Walker AR fit (for nipype's DVARS; order 1: r(1) / r(0) of the biased
-    autocorrelation, as nitime's ``AR_est_YW`` on ``utils.autocorr``), and a logger where MRIQC's
-    config keeps None until its command line sets it up (snr_dietrich warns through it)."""
+    """nireports' plot (never called: save_plot=False), and a logger where MRIQC's config keeps
+    None until its command line sets it up (snr_dietrich warns through it)."""
     from mriqc import config
 
     if config.loggers.interface is None:
         monkeypatch.setattr(config.loggers, "interface", logging.getLogger("mriqc.interface"))
     nuisance = types.ModuleType("nireports.reportlets.nuisance")
     nuisance.plot_qi2 = lambda *args, **kwargs: "no-plot.svg"
-    linear = types.ModuleType("nitransforms.linear")
-
-    class Identity:
-        @classmethod
-        def from_filename(cls, *args, **kwargs):
-            return cls()
-
-        def map(self, points):
-            return np.asarray(points, dtype=float)
-
-    linear.Affine = Identity
-    algorithms = types.ModuleType("nitime.algorithms")
-
-    def ar_est_yw(x, order, rxx=None):
-        r = np.correlate(x, x, mode="full")[x.size - 1:] / x.size
-        if order != 1:
-            raise NotImplementedError("the stand-in fits AR(1) only, as nipype's DVARS asks")
-        a1 = r[1] / r[0]
-        return np.array([a1]), r[0] * (1.0 - a1 * a1)
-
-    algorithms.AR_est_YW = ar_est_yw
-    for name, module in (("nitime", types.ModuleType("nitime")), ("nitime.algorithms", algorithms),("nireports", types.ModuleType("nireports")),
+    for name, module in (("nireports", types.ModuleType("nireports")),
                          ("nireports.reportlets", types.ModuleType("nireports.reportlets")),
-                         ("nireports.reportlets.nuisance", nuisance),
-                         ("nitransforms", types.ModuleType("nitransforms")), ("nitransforms.linear", linear)):
+                         ("nireports.reportlets.nuisance", nuisance)):
         monkeypatch.setitem(sys.modules, name, module)
 
 
@@ -309,9 +288,11 @@ def test_mriqc24_artifact_mask_finds_no_artifact_because_it_zeroes_the_distance(
     empty. Its own artifact_mask, given the distance as 22.x computed it, finds the artifact."""
     mod, i = mriqc_interfaces(), phantom_case.inputs
     affine = head_with_artifact().affine  # world coordinates: the landmarks map through the identity
-    (tmp_path / "identity.txt").write_text("identity (stand-in)\n")
+    from nitransforms.linear import Affine
+
+    Affine(np.eye(4)).to_filename(tmp_path / "identity.tfm", fmt="itk")
     node = mod.ArtifactMask(in_file=save(tmp_path, "raw", i.raw, affine), head_mask=save(tmp_path, "head", i.head, affine),
-                            ind2std_xfm=str(tmp_path / "identity.txt"))
+                            ind2std_xfm=str(tmp_path / "identity.tfm"))
     out = node.run(cwd=str(tmp_path)).outputs
     hat = np.asarray(nib.load(out.out_hat_msk).dataobj) > 0
     assert hat.sum() > 10_000 and (hat & i.art).sum() == i.art.sum() > 50  # its hat holds our artifact
