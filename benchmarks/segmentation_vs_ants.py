@@ -201,7 +201,7 @@ def classify_on(image: np.ndarray, brain: np.ndarray, zooms) -> np.ndarray:
 
 
 def compare(nifti: Path, builtin_npz: Path, ants_npz: Path, conventions: list[str]) -> dict:
-    from datman_flow.qc.anat import _metrics, artifact_mask, hat_mask, load_t1w, rotation_mask
+    from datman_flow.qc.anat import AnatInputs, artifact_mask, hat_mask, iqms, load_t1w, rotation_mask
     from datman_flow.qc.segment import CLASSES, Segmentation
 
     raw, zooms = load_t1w(nifti)
@@ -221,8 +221,9 @@ def compare(nifti: Path, builtin_npz: Path, ants_npz: Path, conventions: list[st
     pairs = {"n4_maps": (own, seg(a["pvms"], own.bias)), "same_image": (own, seg(a["pvms_own"], own.bias)),
              "n4_image": (seg(on_n4, n4_field), seg(a["pvms"], n4_field))}
     rot = rotation_mask(raw)
-    hat = hat_mask(own.head, own.brain, rot)
-    art = artifact_mask(raw, hat, own.head)
+    hat22 = hat_mask(own.head, own.brain, rot)
+    art = artifact_mask(raw, hat22, own.head)
+    hats = {"mriqc22": hat22, "mriqc24": hat_mask(own.head, own.brain, None)}  # as anat.anat_inputs draws them
     out: dict = {"shape": list(raw.shape), "zooms": list(zooms),
                  "brain_ml": float(own.brain.sum() * np.prod(zooms) / 1000.0), "pairs": {}}
     for pair, (ours, theirs) in pairs.items():
@@ -232,7 +233,7 @@ def compare(nifti: Path, builtin_npz: Path, ants_npz: Path, conventions: list[st
             row[f"icvs_{side}"] = {c: float(totals[k] / totals.sum()) for k, c in enumerate(CLASSES)}
             row[f"iqms_{side}"] = {}
             for convention in conventions:
-                m = _metrics(raw, s, zooms, rot, hat, art, convention)
+                m = iqms(AnatInputs(raw, zooms, rot, own.head, s, hats[convention], art), convention)
                 row[f"iqms_{side}"][convention] = {key: float(m[key]) for key in IQMS}
         out["pairs"][pair] = row
     return out
