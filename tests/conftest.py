@@ -46,6 +46,24 @@ def real_dicom(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.fixture(scope="session")
+def philips_mprage(real_dicom, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real Philips MPRAGE (series 1301, 170 files, 256x256x170) converted once per session."""
+    from datman_flow.dicom.convert import Dcm2niixMissing, convert_series, find_dcm2niix
+
+    series = tmp_path_factory.mktemp("mprage_dicom")
+    for path in sorted((real_dicom("philips_ingenia") / "In").glob("1301_*.dcm")):
+        (series / path.name).symlink_to(path)
+    assert len(list(series.iterdir())) == 170
+    try:
+        tool = find_dcm2niix()
+    except Dcm2niixMissing as err:
+        pytest.skip(f"dcm2niix not available: {err}")
+    outcome = convert_series(tool, series, tmp_path_factory.mktemp("mprage_nifti"), "t1", expected_files=170)
+    assert outcome.status == "converted", outcome.message
+    return Path(str(outcome.nifti_path))
+
+
 @pytest.fixture()
 def data(tmp_path: Path) -> Path:
     root = tmp_path / "xnat"

@@ -141,19 +141,8 @@ print(json.dumps({"metrics": metrics, "peak_mb": resource.getrusage(resource.RUS
 
 
 @pytest.fixture(scope="module")
-def mprage(real_dicom, tmp_path_factory) -> Path:
-    from datman_flow.dicom.convert import Dcm2niixMissing, convert_series, find_dcm2niix
-
-    series = tmp_path_factory.mktemp("ants_mprage_dicom")
-    for path in sorted((real_dicom("philips_ingenia") / "In").glob("1301_*.dcm")):
-        (series / path.name).symlink_to(path)
-    try:
-        tool = find_dcm2niix()
-    except Dcm2niixMissing as err:
-        pytest.skip(f"dcm2niix not available: {err}")
-    outcome = convert_series(tool, series, tmp_path_factory.mktemp("ants_mprage_nifti"), "t1", expected_files=170)
-    assert outcome.status == "converted", outcome.message
-    return Path(str(outcome.nifti_path))
+def mprage(philips_mprage) -> Path:
+    return philips_mprage
 
 
 def test_real_mprage_gives_mriqc_plausible_values_within_2_gb(mprage, tmp_path):

@@ -236,21 +236,8 @@ def test_picture_is_written_atomically(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mprage(real_dicom, tmp_path_factory) -> Path:
-    from datman_flow.dicom.convert import Dcm2niixMissing, convert_series, find_dcm2niix
-
-    root = real_dicom("philips_ingenia")
-    series = tmp_path_factory.mktemp("mprage_dicom")
-    for path in sorted((root / "In").glob("1301_*.dcm")):
-        (series / path.name).symlink_to(path)
-    assert len(list(series.iterdir())) == 170
-    try:
-        tool = find_dcm2niix()
-    except Dcm2niixMissing as err:
-        pytest.skip(f"dcm2niix not available: {err}")
-    outcome = convert_series(tool, series, tmp_path_factory.mktemp("mprage_nifti"), "t1", expected_files=170)
-    assert outcome.status == "converted", outcome.message
-    return Path(outcome.nifti_path)
+def mprage(philips_mprage) -> Path:
+    return philips_mprage
 
 
 @pytest.fixture(scope="module")
