@@ -160,7 +160,7 @@ def test_outliers_are_ringed_and_typical_ranges_shaded(trends):
     assert t1.outliers == (("snr_total", day(3), 4.0),)  # the 'reviewer' flag on cnr is no outlier
     bands = {metric: (low, high) for metric, low, high in t1.bands}
     assert bands["efc"] == (0.4, 0.7)
-    assert bands["fwhm_avg"][0] is None  # open below: shaded from the bottom of the panel
+    assert bands["fwhm_avg"][1] == 5.0  # open below: shaded from the bottom of the panel up to 5
     # MRIQC's usual SNR, CNR and CJV describe 22.x values; the study measures under mriqc24 (the default)
     assert set(bands) == {"efc", "wm2max", "fwhm_avg"}
     zhh = by_name(trends)["SPN01_ZHH_T1"].drawn
