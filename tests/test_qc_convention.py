@@ -33,6 +33,7 @@ from datman_flow.qc.settings import QcSettings
 from datman_flow.records import SeriesRecord
 from datman_flow.samples import phantom, sessions
 from datman_flow.store import HeaderParameterRow, QcMetricRow, QcSeriesRow, SessionRow, qc_queries
+from datman_flow.store.review_queries import SiteMetricValues, measure_basis
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LABEL, NEW = "SPN01_CMH_0001_01_01", "SPN01_CMH_0100_01_01"
@@ -186,6 +187,35 @@ def test_a_bold_history_ignores_the_convention(lab):
         add_session(layout, f"SPN01_CMH_{i:04d}_01_01", f"202403{1 + i:02d}", "RST", {"tsnr": 55.0 + i}, convention)
     found = history(layout, "RST", "fmri", {"tsnr": 14.0}, configs)
     assert found.n_history == 10 and found.compared and [f.metric for f in found.site_flags] == ["tsnr"]
+
+
+def test_the_review_pages_site_medians_compare_a_t1w_only_with_its_own_convention_and_engine(lab):
+    """The session page's 'site median' beside a T1w metric: only sessions measured the same way
+    (old rows count as mriqc22 / builtin); a BOLD median takes every session."""
+    _, layout = lab
+    store = layout.metric_store
+    kinds = {"T1": "anat", "RST": "fmri"}
+    for i, (convention, engine, cjv) in enumerate([(None, None, 0.30), (None, None, 0.32), ("mriqc24", "builtin", 0.55),
+                                                   ("mriqc24", "builtin", 0.57), ("mriqc24", "ants", 0.50)]):
+        label = f"SPN01_CMH_{i:04d}_01_01"
+        add_session(layout, label, f"202403{1 + i:02d}", "T1", {"cjv": cjv}, convention, engine)
+        store.replace(QcMetricRow, label, store.read(QcMetricRow, label) + [
+            QcMetricRow(label, "3", "RST", "tsnr", 50.0 + i, "t", datetime(2024, 1, 1), convention)])
+        store.replace(QcSeriesRow, label, [QcSeriesRow(label, number, tag, kinds[tag], "measured",
+                                                       metric_convention=convention,
+                                                       anat_engine=engine if tag == "T1" else None)
+                                           for tag, number in (("T1", "2"), ("RST", "3"))])
+    values = SiteMetricValues(store)
+    values.refresh(wait=True)
+
+    def median(tag: str, metric: str, basis: str):
+        found = values.medians("SPN01", "CMH", False, tag, [metric], "SPN01_CMH_9999_01_01", basis)[metric]
+        return found.median, found.sessions
+
+    assert median("T1", "cjv", measure_basis("anat", "mriqc24", "builtin")) == (0.56, 2)
+    assert median("T1", "cjv", measure_basis("anat", None, None)) == (0.31, 2)
+    assert median("T1", "cjv", measure_basis("anat", "mriqc24", "ants")) == (0.50, 1)
+    assert median("RST", "tsnr", measure_basis("fmri", "mriqc24", None)) == (52.0, 5)
 
 
 def test_legacy_convention_is_the_same_in_the_store_and_the_settings():

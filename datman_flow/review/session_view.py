@@ -31,7 +31,7 @@ from datman_flow.store import (
     SeriesRow,
     SessionRow,
 )
-from datman_flow.store.review_queries import SessionReader, SiteMetricValues, Wanted
+from datman_flow.store.review_queries import SessionReader, SiteMetricValues, Wanted, measure_basis
 from datman_flow.store.review_rows import (
     RatingCoordinateRow,
     RatingImageRow,
@@ -155,7 +155,8 @@ def metric_views(medians: SiteMetricValues, session: SessionRow, qc: QcSeriesRow
     if not keys:
         return ()
     tag = metrics[0].tag
-    found = medians.medians(session.study, session.site, bool(session.is_phantom), tag, keys, session.session)
+    basis = measure_basis(qc.qc_type, qc.metric_convention, qc.anat_engine) if qc is not None else ""
+    found = medians.medians(session.study, session.site, bool(session.is_phantom), tag, keys, session.session, basis)
     flagged = {f.metric for f in flags}
     return tuple(MetricView(m, values[m], found[m].median, found[m].sessions, m in flagged) for m in keys)
 

@@ -25,10 +25,11 @@ import duckdb
 
 from datman_flow.store.files import make_row, session_file_name
 from datman_flow.store.metric_store import MetricStore
+from datman_flow.store.qc_queries import LEGACY_CONVENTION, LEGACY_ENGINE
 from datman_flow.store.schema import table_of
 from datman_flow.store.table_cache import Signature, listing
 
-GroupKey = tuple[str, str, bool, str, str]  # study, site, is_phantom, tag, metric
+GroupKey = tuple[str, str, bool, str, str, str]  # study, site, is_phantom, tag, metric, basis (measure_basis)
 Wanted = tuple[type, str | None]  # a row type, and the part of its table (check_results: the check) or None
 FIRST_ANSWER_WAIT = 60.0  # seconds a page waits for the medians' first answer (later ones are not waited for)
 logger = logging.getLogger(__name__)
@@ -88,19 +89,32 @@ def _source(store: MetricStore, table: str, direct: bool) -> str:
     return f"read_parquet('{pattern}')"
 
 
+def measure_basis(qc_type: str | None, convention: str | None, engine: str | None) -> str:
+    """What a series' metrics are comparable with: a T1w's MRIQC convention and engine (their
+    values differ by tens of percent between them; rows without them are LEGACY_*), '' for BOLD
+    and DWI, whose metrics do not depend on either."""
+    if qc_type != "anat":
+        return ""
+    return f"{convention or LEGACY_CONVENTION}/{engine or LEGACY_ENGINE}"
+
+
 def _values_sql(store: MetricStore, direct: bool) -> str:
     return f"""
 SELECT s.study, s.site, coalesce(s.is_phantom, false) AS is_phantom, m.tag, m.metric,
+       CASE WHEN q.qc_type = 'anat' THEN coalesce(m.metric_convention, '{LEGACY_CONVENTION}') || '/' ||
+            coalesce(m.anat_engine, '{LEGACY_ENGINE}') ELSE '' END AS basis,
        list(m.value ORDER BY m.value, m.session) AS "values", list(m.session ORDER BY m.value, m.session) AS sessions
 FROM {_source(store, "qc_metrics", direct)} m JOIN {_source(store, "sessions", direct)} s ON s.session = m.session
+LEFT JOIN (SELECT DISTINCT session, series_number, tag, qc_type FROM {_source(store, "qc_series", direct)}) q
+       ON q.session = m.session AND q.series_number = m.series_number AND q.tag = m.tag
 WHERE isfinite(m.value) AND coalesce(s.study, '') <> '' AND coalesce(s.site, '') <> ''
 GROUP BY ALL
 """
 
 
 def site_metric_values(store: MetricStore) -> dict[GroupKey, GroupValues]:
-    """Every (study, site, phantom, tag, metric) group's finite values, in ONE query (straight
-    from the files, without a progress bar; through the views if a file lacks a column)."""
+    """Every (study, site, phantom, tag, metric, basis) group's finite values, in ONE query
+    (straight from the files, without a progress bar; through the views if a file lacks a column)."""
     try:
         with duckdb.connect() as con:
             con.execute("SET enable_progress_bar = false")
@@ -108,10 +122,11 @@ def site_metric_values(store: MetricStore) -> dict[GroupKey, GroupValues]:
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, values)) for values in cursor.fetchall()]
     except duckdb.Error as exc:
-        if "schema mismatch" not in str(exc) and "No files found" not in str(exc):
+        if ("schema mismatch" not in str(exc) and "No files found" not in str(exc)
+                and not isinstance(exc, duckdb.BinderException)):
             raise
         rows = store.query(_values_sql(store, direct=False))
-    return {(str(r["study"]), str(r["site"]), bool(r["is_phantom"]), str(r["tag"]), str(r["metric"])):
+    return {(str(r["study"]), str(r["site"]), bool(r["is_phantom"]), str(r["tag"]), str(r["metric"]), str(r["basis"])):
             GroupValues(tuple(float(v) for v in r["values"]), tuple(str(s) for s in r["sessions"]))  # type: ignore[union-attr]
             for r in rows}
 
@@ -161,13 +176,14 @@ class SiteMetricValues:
             running.join(FIRST_ANSWER_WAIT)
 
     def medians(self, study: str, site: str, phantom: bool, tag: str, metrics: Sequence[str],
-                other_than: str) -> dict[str, SiteMedian]:
+                other_than: str, basis: str = "") -> dict[str, SiteMedian]:
+        """The medians over the site's other sessions measured on the same ``basis`` (measure_basis)."""
         self.refresh()
         with self._lock:
             groups = self._groups
         out = {}
         for metric in metrics:
-            group = groups.get((study, site, phantom, tag, metric))
+            group = groups.get((study, site, phantom, tag, metric, basis))
             if group is None:
                 out[metric] = SiteMedian(None, 0)
                 continue
