@@ -195,10 +195,9 @@ def anat_inputs(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettin
     if head.sum() < 100:
         raise ValueError("fewer than 100 voxels in the head mask")
     seg = segment(raw, zooms, head, settings.anat_engine)
-    hat = hat_mask(head, seg.brain, rot)
-    art = artifact_mask(raw, hat, head)  # Mortamet's definition under both conventions (docs)
-    if settings.convention == "mriqc24":
-        hat = hat_mask(head, seg.brain, None)  # 24.0.2's hat keeps the rotation mask's voxels
+    air = hat_mask(head, seg.brain, None)
+    art = artifact_mask(raw, air & ~rot, head)  # Mortamet's, in 22.x's hat, under both conventions (docs)
+    hat = air if settings.convention == "mriqc24" else air & ~rot  # 24.0.2's hat keeps the rotation mask's voxels
     return AnatInputs(raw, zooms, rot, head, seg, hat, art)
 
 

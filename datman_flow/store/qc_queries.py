@@ -34,6 +34,16 @@ from datman_flow.store.schema import DATE_SQL, TIMESTAMP_SQL
 LEGACY_CONVENTION = "mriqc22"
 LEGACY_ENGINE = "builtin"  # the only T1w engine before `qc: {anat_engine: ...}`
 
+
+def convention_sql(alias: str) -> str:
+    """The MRIQC convention of a qc_metrics row `alias` in SQL (rows without one: LEGACY_CONVENTION)."""
+    return f"coalesce({alias}.metric_convention, '{LEGACY_CONVENTION}')"
+
+
+def engine_sql(alias: str) -> str:
+    """The T1w engine of a qc_metrics row `alias` in SQL (rows without one: LEGACY_ENGINE)."""
+    return f"coalesce({alias}.anat_engine, '{LEGACY_ENGINE}')"
+
 SOFTWARE_FIELD = "SoftwareVersions"
 
 
@@ -104,8 +114,8 @@ FROM {_files(parquet_dir, "qc_metrics")} m
 JOIN series r ON r.session = m.session AND r.series_number = m.series_number AND r.tag = m.tag
 JOIN wanted w ON w.tag = r.tag AND w.software = r.software AND w.metric = m.metric
 WHERE isfinite(m.value)
-  AND (w.convention IS NULL OR coalesce(m.metric_convention, '{LEGACY_CONVENTION}') = w.convention)
-  AND (w.engine IS NULL OR coalesce(m.anat_engine, '{LEGACY_ENGINE}') = w.engine)
+  AND (w.convention IS NULL OR {convention_sql("m")} = w.convention)
+  AND (w.engine IS NULL OR {engine_sql("m")} = w.engine)
 GROUP BY GROUPING SETS ((r.tag, r.software, m.metric), (r.tag, r.software))
 """
 

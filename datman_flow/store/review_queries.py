@@ -25,7 +25,7 @@ import duckdb
 
 from datman_flow.store.files import make_row, session_file_name
 from datman_flow.store.metric_store import MetricStore
-from datman_flow.store.qc_queries import LEGACY_CONVENTION, LEGACY_ENGINE
+from datman_flow.store.qc_queries import LEGACY_CONVENTION, LEGACY_ENGINE, convention_sql, engine_sql
 from datman_flow.store.schema import table_of
 from datman_flow.store.table_cache import Signature, listing
 
@@ -101,8 +101,7 @@ def measure_basis(qc_type: str | None, convention: str | None, engine: str | Non
 def _values_sql(store: MetricStore, direct: bool) -> str:
     return f"""
 SELECT s.study, s.site, coalesce(s.is_phantom, false) AS is_phantom, m.tag, m.metric,
-       CASE WHEN q.qc_type = 'anat' THEN coalesce(m.metric_convention, '{LEGACY_CONVENTION}') || '/' ||
-            coalesce(m.anat_engine, '{LEGACY_ENGINE}') ELSE '' END AS basis,
+       CASE WHEN q.qc_type = 'anat' THEN {convention_sql("m")} || '/' || {engine_sql("m")} ELSE '' END AS basis,
        list(m.value ORDER BY m.value, m.session) AS "values", list(m.session ORDER BY m.value, m.session) AS sessions
 FROM {_source(store, "qc_metrics", direct)} m JOIN {_source(store, "sessions", direct)} s ON s.session = m.session
 LEFT JOIN (SELECT DISTINCT session, series_number, tag, qc_type FROM {_source(store, "qc_series", direct)}) q

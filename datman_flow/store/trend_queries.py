@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from datman_flow.store.metric_store import MetricStore
-from datman_flow.store.qc_queries import LEGACY_CONVENTION
+from datman_flow.store.qc_queries import LEGACY_CONVENTION, convention_sql
 
 # The scanner software of each session: SoftwareVersions from its recorded header parameters,
 # else the new version of a 'software_upgrade' header finding. A parameter text that is not
@@ -68,7 +68,7 @@ def metric_history(store: MetricStore, studies: Sequence[str], tags: Sequence[st
         "FROM qc_flags WHERE list_contains(?::VARCHAR[], basis) GROUP BY ALL) "
         f"SELECT s.study, s.site, m.session, coalesce(s.is_phantom, false) AS is_phantom, {DATE_SQL} AS scan_date, "
         "m.tag, m.series_number, m.metric, m.value, coalesce(w.software, '') AS software, "
-        "coalesce(f.basis, '') AS flagged, coalesce(m.metric_convention, ?) AS convention "
+        f"coalesce(f.basis, '') AS flagged, {convention_sql('m')} AS convention "
         "FROM qc_metrics m JOIN sessions s USING (session) LEFT JOIN software w USING (session) "
         "LEFT JOIN flags f ON f.session = m.session AND f.series_number IS NOT DISTINCT FROM m.series_number "
         "AND f.tag = m.tag AND f.metric = m.metric "
@@ -76,7 +76,7 @@ def metric_history(store: MetricStore, studies: Sequence[str], tags: Sequence[st
         "AND list_contains(?::VARCHAR[], m.metric) "
         "ORDER BY s.study, s.site, m.tag, is_phantom, scan_date NULLS LAST, s.insert_date, m.session, "
         "m.series_number, m.metric",
-        [list(OUTLIER_BASES), LEGACY_CONVENTION, list(studies), list(tags), list(metrics)])
+        [list(OUTLIER_BASES), list(studies), list(tags), list(metrics)])
     return [MetricPoint(str(r["study"]), str(r["site"]), str(r["session"]), bool(r["is_phantom"]),
                         r["scan_date"], str(r["tag"]),  # type: ignore[arg-type]
                         None if r["series_number"] is None else int(r["series_number"]),  # type: ignore[arg-type]
