@@ -31,6 +31,7 @@ from datman_flow.layout import DataLayout
 from datman_flow.pipeline.outliers import MeasuredSeries, outlier_step, session_history
 from datman_flow.pipeline.resolve import resolve_session
 from datman_flow.qc.kinds import QC_KINDS
+from datman_flow.qc.settings import DEFAULT_QC
 from datman_flow.store import HeaderParameterRow, MetricStore, QcMetricRow, SessionRow
 from datman_flow.store.qc_queries import HistoryKey
 
@@ -80,8 +81,9 @@ def write_session(store: MetricStore, label: str, scan_date: str, rng: random.Ra
     when = datetime(2025, 1, 1)
     store.replace(QcMetricRow, label, [
         QcMetricRow(session=label, series_number=number, tag=tag, metric=name, value=value, software_version="bench",
-                    computed_at=when)
-        for number, tag, _, _ in SERIES for name, value in measured[number].items()])
+                    computed_at=when, metric_convention=DEFAULT_QC.convention,  # as the QC step records them
+                    anat_engine=DEFAULT_QC.anat_engine if kind == "anat" else None)
+        for number, tag, kind, _ in SERIES for name, value in measured[number].items()])
     return measured
 
 
