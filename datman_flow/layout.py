@@ -39,6 +39,16 @@ class DataLayout:
     def nii(self, scan_id: ScanId) -> Path:
         return self.root / "nii" / scan_id.subject_dir
 
+    def derivatives(self, scan_id: ScanId) -> Path:
+        """What the QC step derives from a T1w (brain mask, bias-corrected image, tissue maps, MNI
+        space), <data>/derivatives/<subject dir>/<series stem>_<BIDS suffix>, each series' set listed
+        by its `<stem>_derivatives.json` (qc/derivatives.py)."""
+        return self.root / "derivatives" / scan_id.subject_dir
+
+    def bids(self, study: str, phantoms: bool = False) -> Path:
+        """The study's BIDS release, <data>/bids/<STUDY> (its phantoms: <data>/bids/<STUDY>_phantoms)."""
+        return self.root / "bids" / (f"{study}_phantoms" if phantoms else study)
+
     def dcm(self, scan_id: ScanId) -> Path:
         return self.root / "dcm" / scan_id.subject_dir
 
