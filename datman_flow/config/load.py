@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydicom.datadict import keyword_dict
 
+from datman_flow.config.bids_block import BidsMapping, BidsStudy
 from datman_flow.config.errors import ConfigError, ConfigIssue, issues_from_validation
 from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInfo, TagQc, TagRule, XnatConfig
 from datman_flow.config.outliers import QcOutliersYaml, effective_outliers
@@ -132,6 +133,7 @@ class _TagEntry(BaseModel):
     model_config = _SCHEMA
     qc: TagQc
     description: str = ""
+    bids: BidsMapping | None = None
 
 
 class _Rule(BaseModel):
@@ -168,6 +170,7 @@ class _Study(BaseModel):
     header_check: HeaderCheckYaml | None = None
     qc_outliers: QcOutliersYaml | None = None
     qc: QcYaml | None = None
+    bids: BidsStudy | None = None
     sites: Annotated[dict[Annotated[str, AfterValidator(_site_code)], _Site | None], Field(min_length=1)]
 
 
@@ -245,7 +248,7 @@ def _load_registry(path: Path) -> tuple[dict[str, TagInfo], set[str] | None, lis
         entries = _REGISTRY.validate_python(data)
     except ValidationError as exc:
         return {}, set(data), _sorted(issues + issues_from_validation(exc, doc, _Registry))
-    tags = {name: TagInfo(name=name, qc=e.qc, description=e.description) for name, e in entries.items()}
+    tags = {name: TagInfo(name=name, qc=e.qc, description=e.description, bids=e.bids) for name, e in entries.items()}
     return tags, set(data), _sorted(issues)
 
 
@@ -296,6 +299,7 @@ def _build_study(raw: _Study, path: Path, url: str | None) -> StudyConfig:
         )
     return StudyConfig(code=raw.study, name=raw.name or raw.study, source=path, header_check=raw.header_check,
                        qc_outliers=effective_outliers(raw.qc_outliers), qc=(raw.qc or QcYaml()).settings(),
+                       bids=raw.bids or BidsStudy(),
                        xnat=XnatConfig(url=url or raw.xnat.url, project=raw.xnat.project,
                                        require_digest=raw.xnat.require_digest), sites=sites)
 

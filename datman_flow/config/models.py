@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
+from datman_flow.config.bids_block import BidsMapping, BidsStudy
 from datman_flow.config.patterns import Pattern, PatternError, compile_pattern
 from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
 from datman_flow.qc.kinds import QCKind
@@ -40,6 +41,7 @@ class TagInfo(BaseModel):
     name: str
     qc: TagQc
     description: str = ""
+    bids: BidsMapping | None = None  # where its series go in a BIDS release; None: not exported
 
 
 class TagRule(BaseModel):
@@ -137,6 +139,7 @@ class StudyConfig(BaseModel):
     header_check: HeaderCheckYaml | None = None  # the study's header_check layer
     qc_outliers: QcOutliers = QcOutliers()  # the study's (defaults < study); each site has its effective one
     qc: QcSettings = DEFAULT_QC  # which MRIQC convention and anatomical engine (qc/settings.py)
+    bids: BidsStudy = BidsStudy()  # how its BIDS release is made (config/bids_block.py)
 
     def header_settings(self, site: str, tag: str) -> HeaderCheckSettings:
         """The header check for one site and tag: the built-in defaults, then the study's,

@@ -7,6 +7,7 @@ its rows), metadata built by pipeline/summary.py.
 
 import dagster as dg
 
+from datman_flow.defs.bids_assets import bids_export
 from datman_flow.defs.checks import EXPECTED_SERIES_SPEC, HEADER_DRIFT_SPEC
 from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
@@ -56,4 +57,4 @@ def nifti(context: dg.AssetExecutionContext, datman: DatmanSettings, raw_dicom: 
     yield check_result(summary.drift_outcome(target, drift), target.label)
 
 
-SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics, session_review]
+SESSION_ASSETS = [raw_dicom, series_index, nifti, qc_metrics, session_review, bids_export]
