@@ -8,17 +8,28 @@ import sys
 
 import pytest
 
+from datman_flow.layout import DataLayout
 from datman_flow.review.accounts import Accounts
 from datman_flow.store import query
 
+from bids_helpers import assert_valid, exported_niftis, indexed_runs
 from pipeline_helpers import REPO
+from review_helpers import decide, sign_off
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`datman-flow demo --headless`, once for the module: its result and folder."""
+    root = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATMAN_", "XNAT_", "DAGSTER_HOME"))}
+    result = subprocess.run([sys.executable, "-m", "datman_flow.cli", "demo", "--headless", "--dir", str(root)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return result, root, env
 
 
 @pytest.mark.slow
-def test_demo_headless_ingests_every_sample_session(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATMAN_", "XNAT_", "DAGSTER_HOME"))}
-    result = subprocess.run([sys.executable, "-m", "datman_flow.cli", "demo", "--headless", "--dir", str(tmp_path)],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+def test_demo_headless_ingests_every_sample_session(demo):
+    result, tmp_path, _ = demo
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "7 session(s): 6 new, 1 rejected" in out and "6 of 6 sessions ingested" in out
@@ -54,3 +65,34 @@ def test_demo_headless_ingests_every_sample_session(tmp_path):
                "AND m.metric = 'tsnr' ORDER BY 1")
     assert len(qc) == 5 and all(20 < row["tsnr"] < 120 for row in qc)  # every resting-state series measured
     assert all(row["picture_path"].endswith("_qc.png") and os.path.exists(row["picture_path"]) for row in qc)
+
+
+@pytest.mark.slow
+def test_the_demo_study_released_as_valid_bids(demo):
+    """Signed off, the demo's sessions go out as a BIDS dataset the real validator accepts and pybids
+    reads; the session a reviewer has not signed off, the series blacklisted and those whose tag has
+    no BIDS place are left out, each with its reason; a second export rewrites nothing."""
+    result, root, env = demo
+    assert result.returncode == 0
+    data, out = root / "data", root / "release"
+    store = DataLayout(data).metric_store
+    labels = [row["session"] for row in query(data / "metrics.duckdb", data / "store",
+                                              "SELECT session FROM sessions WHERE status = 'ingested' ORDER BY 1")]
+    decide(store, "SPN01_CMH_0004_01_01", "4", "blacklisted", "demo", "motion")  # then signed off: settled
+    for label in labels:
+        if label != "SPN01_CMH_0005_01_01":
+            sign_off(store, label, "demo")
+    command = [sys.executable, "-m", "datman_flow.cli", "bids", "export", "--study", "SPN01", "--data-dir", str(data),
+               "--out", str(out)]
+    first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "participants: " in first.stdout and "4 visit(s) written, 0 unchanged, 0 removed" in first.stdout
+    assert "left out session SPN01_CMH_0005_01_01: not signed off by a reviewer (bids: require_sign_off)" \
+        in first.stdout
+    assert "left out SPN01_CMH_0004_01_01 series 4 (DTI60): blacklisted by demo: motion" in first.stdout
+    assert_valid(out)
+    assert_valid(out.with_name("release_phantoms"))
+    exported = exported_niftis(out)
+    assert len(exported) == 10 and indexed_runs(out) == exported  # 3 + 2 + 2 + 3: no DTI in 0002, one blacklisted
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert "0 visit(s) written, 4 unchanged, 0 removed" in again.stdout

@@ -138,6 +138,17 @@ def test_a_rating_reaches_the_check_the_board_and_the_alerts_within_a_sensor_tic
         passed = latest_review_check(instance, PHANTOM)
         assert passed.passed is True and passed.description.startswith(f"{PHANTOM}: passed: signed off by bob on ")
         assert PHANTOM not in board_step(layout).markdown()
+
+        # the same run put the signed-off phantom into the study's phantom BIDS dataset (before: nothing)
+        exports = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("bids_export"), asset_partitions=[PHANTOM]), limit=5).records
+        states = [r.asset_materialization.metadata["visit"].value for r in reversed(exports)]
+        assert states == ["not exported", "not exported", "written"]  # the ingest, the FAIL, the sign-off
+        dataset = layout.bids("SPN01", phantoms=True)
+        assert exports[0].asset_materialization.metadata["dataset"].value == str(dataset)
+        assert sorted(p.name for p in dataset.glob("sub-CMHFBN/ses-0001/anat/*")) == [
+            "sub-CMHFBN_ses-0001_T1w.json", "sub-CMHFBN_ses-0001_T1w.nii.gz"]
+        assert not layout.bids("SPN01").exists()  # no participant released: no empty dataset either
         assert not alert_step(layout, hook_env).sent  # the undone FAIL is not told again
     quiet = tick(instance, datman, again.cursor)
     assert not quiet.run_requests  # nothing changed since

@@ -23,6 +23,7 @@ from datman_flow.config import LabConfig, StudyConfig
 from datman_flow.export.bids_names import Visit, visit_of
 from datman_flow.export.bids_plan import LeftOut, PlacedImage, SeriesSource, SessionSource, parse_scan_date, plan_visit
 from datman_flow.export.bids_release import DatasetInfo, ReleaseReport, release
+from datman_flow.export.bids_write import LEDGER
 from datman_flow.layout import DataLayout
 from datman_flow.naming import InvalidLabel, ScanId, output_stem, parse_session_label
 from datman_flow.pipeline.locks import session_lock
@@ -184,7 +185,7 @@ def export_study(config: LabConfig, layout: DataLayout, study_code: str, *, out:
         scope = {visit.folder for visit in visits}
         info = DatasetInfo(study.name if not phantoms else f"{study.name} (phantoms)", study.bids,
                            datman_version(), phantoms)
-        if not plans and not (target / "dataset_description.json").exists():
+        if not any(plan.files for plan in plans) and not (target / LEDGER).exists():  # nothing to start one with
             reports.append(ReleaseReport(target, left_out=left_out))
             continue
         with session_lock(layout, _lock_name(target), "the BIDS export", wait_seconds=EXPORT_LOCK_WAIT):
