@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
+from bids_helpers import assert_valid, exported_niftis, indexed_runs
 
 from datman_flow.layout import DataLayout
 from datman_flow.review.accounts import Accounts
 from datman_flow.store import query
 
-from bids_helpers import assert_valid, exported_niftis, indexed_runs
 from pipeline_helpers import REPO
 from review_helpers import decide, sign_off
 
