@@ -28,10 +28,10 @@ lint: setup          ## ruff and the import contracts (docs/architecture.md)
 	$(BIN)/lint-imports
 
 test: lint system-packages ## lint, then the whole test suite (real DICOM from ../shared/dicom where present)
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 test-quick: setup    ## the suite without the slow real-data tests, for development
-	$(BIN)/pytest -q -n 2 -m "not slow"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not slow"
 
 bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared/dicom
 	$(BIN)/python benchmarks/ingest.py

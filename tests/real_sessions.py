@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 TAGS = """
-T1: {qc: anat}
-BOLD: {qc: fmri}
-DWI: {qc: dwi}
-FMAP: {qc: ignore}
-ASL: {qc: ignore}
-EPI: {qc: fmri}
+T1: {qc: anat, bids: {datatype: anat, suffix: T1w}}
+BOLD: {qc: fmri, bids: {datatype: func, suffix: bold, task: qa}}
+DWI: {qc: dwi, bids: {datatype: dwi, suffix: dwi}}
+FMAP: {qc: ignore, bids: {datatype: fmap, suffix: phasediff}}
+ASL: {qc: ignore, bids: {datatype: extra, suffix: asl}}
+EPI: {qc: fmri, bids: {datatype: func, suffix: bold, task: pe}}
 """
 
 STUDY = """

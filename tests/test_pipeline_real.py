@@ -1,4 +1,5 @@
-"""The whole session pipeline through Dagster, against the emulator, on each real archive."""
+"""The whole session pipeline through Dagster, against the emulator, on each real archive; then
+the four sessions released as one BIDS dataset that the real validator accepts."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from pathlib import Path
 import dagster as dg
 import nibabel as nib
 import pytest
+from bids_helpers import assert_valid, exported_niftis, indexed_runs
 
+from datman_flow.config import load_config
 from datman_flow.defs.runner import run_session
-from datman_flow.store import query
+from datman_flow.layout import DataLayout
+from datman_flow.pipeline.bids import export_study
+from datman_flow.store import MetricStore, query
 from datman_flow.xnat.emulator import XnatEmulator
 
 from real_sessions import SESSIONS, link_session, write_configs
+from review_helpers import sign_off
+
+pytestmark = pytest.mark.xdist_group("real_pipeline")  # one worker: each archive ingested once
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +33,28 @@ def real_xnat(real_dicom, tmp_path_factory):
         yield xnat, write_configs(root, xnat.url), real_dicom
 
 
-@pytest.fixture
-def ingest(real_xnat, tmp_path, monkeypatch):
+class Ingested:
+    """Each archive ingested once for the module, into one data folder (as a lab's would hold them)."""
+
+    def __init__(self, configs: Path, data: Path, real_dicom) -> None:
+        self.configs, self.data, self.real_dicom = configs, data, real_dicom
+        self.done: dict[str, object] = {}
+
+    def __call__(self, archive: str):
+        if archive not in self.done:
+            with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
+                mp.setenv("XNAT_USER", "qa")
+                mp.setenv("XNAT_PASS", "secret")
+                result = run_session(instance, SESSIONS[archive][1], self.configs, self.data)
+            assert result.success, result.error
+            self.done[archive] = result
+        return self.done[archive], self.real_dicom(archive)
+
+
+@pytest.fixture(scope="module")
+def ingest(real_xnat, tmp_path_factory):
     xnat, configs, real_dicom = real_xnat
-    monkeypatch.setenv("XNAT_USER", "qa")
-    monkeypatch.setenv("XNAT_PASS", "secret")
-
-    def run(archive: str):
-        with dg.DagsterInstance.ephemeral() as instance:
-            result = run_session(instance, SESSIONS[archive][1], configs, tmp_path / "data")
-        assert result.success, result.error
-        return result, real_dicom(archive)
-
-    return run
+    return Ingested(configs, tmp_path_factory.mktemp("real_data") / "data", real_dicom)
 
 
 def by_number(series):
@@ -80,7 +97,7 @@ def assert_matches_references(series, archive_dir: Path) -> int:
     return compared
 
 
-def test_siemens_xa30_enhanced(ingest, tmp_path):
+def test_siemens_xa30_enhanced(ingest):
     run, archive = ingest("siemens_xa30")
     series = by_number(run.series)
     tagged = {n: s.tag for n, s in series.items() if s.tag}
@@ -107,10 +124,12 @@ def test_siemens_xa30_enhanced(ingest, tmp_path):
     assert run.health.reasons[0].startswith("QC outlier in series 5 (T1): wm2max ")
     assert assert_matches_references(run.series, archive) >= 8
     # one DICOM kept per converted series, and the store says the same as the run
-    kept = sorted(p.name for p in (tmp_path / "data" / "dcm" / "QA01_XA30_0001_01").iterdir())
+    kept = sorted(p.name for p in (ingest.data / "dcm" / "QA01_XA30_0001_01").iterdir())
     assert len(kept) == 8 and kept[0].endswith(".dcm")
-    rows = query(tmp_path / "data" / "metrics.duckdb", tmp_path / "data" / "store",
-                 "SELECT status FROM sessions UNION ALL SELECT conversion_status FROM series WHERE tag IS NOT NULL")
+    label = SESSIONS["siemens_xa30"][1]
+    rows = query(ingest.data / "metrics.duckdb", ingest.data / "store",
+                 "SELECT status FROM sessions WHERE session = $1 UNION ALL SELECT conversion_status FROM series "
+                 "WHERE tag IS NOT NULL AND session = $1", [label])
     assert [r["status"] for r in rows] == ["ingested"] + ["converted"] * 8
 
 
@@ -143,3 +162,33 @@ def test_philips_full_session(ingest):
     assert series["2301"].tag is None and series["2301"].untagged_reason == "no rule matched"
     assert run.checks[0][1] is True
     assert assert_matches_references(run.series, archive) == 9
+
+
+def test_the_real_sessions_released_as_valid_bids(ingest):
+    """The four vendors' sessions, signed off, in one BIDS dataset: GRE field maps (Siemens: two
+    magnitudes and a phase difference in two series; Philips: two echoes of magnitude and phase)
+    with IntendedFor, multi-series tags as runs, ASL kept outside BIDS; the real validator finds no
+    error and pybids indexes every exported image."""
+    store = MetricStore.under(ingest.data)
+    for archive, (_, label) in SESSIONS.items():
+        ingest(archive)
+        sign_off(store, label, "qa")
+    out = ingest.data.parent / "bids"
+    done = export_study(load_config(ingest.configs), DataLayout(ingest.data), "QA01", out=out).participants
+    assert sorted(done.written) == ["sub-MOS0001/ses-01", "sub-NIH0001/ses-01", "sub-PHI0001/ses-01",
+                                    "sub-XA300001/ses-01"]
+    exported = exported_niftis(out)
+    xa30 = [n.rsplit("/", 1)[1] for n in exported if n.startswith("sub-XA300001/")]
+    assert "sub-XA300001_ses-01_run-1_T1w.nii.gz" in xa30 and "sub-XA300001_ses-01_run-2_T1w.nii.gz" in xa30
+    assert {"sub-XA300001_ses-01_magnitude1.nii.gz", "sub-XA300001_ses-01_magnitude2.nii.gz",
+            "sub-XA300001_ses-01_phasediff.nii.gz", "sub-XA300001_ses-01_asl.nii.gz"} <= set(xa30)
+    phasediff = json.loads((out / "sub-XA300001/ses-01/fmap/sub-XA300001_ses-01_phasediff.json").read_text())
+    assert phasediff["EchoTime1"] < phasediff["EchoTime2"]
+    assert "bids::sub-XA300001/ses-01/func/sub-XA300001_ses-01_task-qa_bold.nii.gz" in phasediff["IntendedFor"]
+    assert len([n for n in exported if n.startswith("sub-MOS0001/") and n.endswith("_bold.nii.gz")]) == 8
+    philips = [n.rsplit("/", 1)[1] for n in exported if n.startswith("sub-PHI0001/")]
+    assert "sub-PHI0001_ses-01_T1w.nii.gz" in philips and "sub-PHI0001_ses-01_dwi.nii.gz" in philips
+    for left in done.left_out:  # every series left out says why; none of the tagged ones with a BIDS place
+        assert left.reason and (left.tag in ("", None) or left.reason.startswith("dcm2niix output")), left
+    assert_valid(out)
+    assert indexed_runs(out) == [n for n in exported if "/extra/" not in n]
