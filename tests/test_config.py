@@ -298,3 +298,50 @@ def test_unknown_phantom_tag_is_refused_with_its_line(tmp_path):
     text = STUDY.replace("sites:\n", "phantom_tags:\n  T7: {match: {SeriesDescription: 'x'}}\nsites:\n")
     issues = issues_of(make(tmp_path, {"SPINS.yml": text}))
     assert len(issues) == 1 and ":9:" in issues[0] and "T7" in issues[0]
+
+
+@pytest.mark.parametrize("tags, line, message", [
+    ("T1: {qc: anat, bids: {datatype: anat, suffix: T1W}}\n", 1,
+     "T1.bids: suffix 'T1W' is not a BIDS anat suffix; one of: "),
+    ("T1: {qc: anat}\nRST:\n  qc: fmri\n  bids: {datatype: func, suffix: bold}\n", 4,
+     "RST.bids: a func bold needs task: (e.g. task: rest), BIDS requires it"),
+    ("T1: {qc: anat, bids: {datatype: anat, suffix: T1w, acq: 'mp-rage'}}\n", 1,
+     "T1.bids: acq 'mp-rage' must be letters and digits only (a BIDS label)"),
+    ("T1: {qc: anat, bids: {datatype: anatomy, suffix: T1w}}\n", 1, "T1.bids.datatype: got 'anatomy'; expected "),
+    ("T1: {qc: anat, bids: {datatype: anat, suffix: T1w, task: rest}}\n", 1, "T1.bids: task: belongs to func"),
+    ("F: {qc: ignore, bids: {datatype: anat, suffix: T1w, intended_for: [func]}}\n", 1,
+     "F.bids: intended_for: belongs to fmap series only"),
+    ("F: {qc: ignore, bids: {datatype: fmap, suffix: epi, intended_for: [beh]}}\n", 1,
+     "F.bids.intended_for[0]: got 'beh'; expected "),
+    ("T1: {qc: anat, bids: {datatype: anat, suffix: T1w, run: 1}}\n", 1, "unknown key 'run'"),
+])
+def test_a_bad_bids_mapping_is_refused_with_its_line(tmp_path, tags, line, message):
+    root = make(tmp_path, {"S.yml": "study: SPN01\nxnat: {url: 'http://x', project: P}\nsites: {CMH: }\n"}, tags)
+    issues = check_config(root, env={})
+    assert [(i.file, i.line) for i in issues] == [(f"{root}/tags.yml", line)], issues
+    assert issues[0].message.startswith(message), issues[0].message
+
+
+@pytest.mark.parametrize("block, line, message", [
+    ("bids: {scan_dates: shift}\n", 3, "bids: scan_dates: shift needs date_shift_days: a non-zero whole number"),
+    ("bids:\n  scan_dates: remove\n  date_shift_days: 10\n", 3, "bids: date_shift_days is used only with"),
+    ("bids:\n  scan_dates: blur\n", 4, "bids.scan_dates: got 'blur'; expected 'remove', 'shift' or 'keep'"),
+    ("bids:\n  require_signoff: false\n", 4, "unknown key 'require_signoff' (did you mean 'require_sign_off'?)"),
+])
+def test_a_bad_study_bids_block_is_refused_with_its_line(tmp_path, block, line, message):
+    root = make(tmp_path, {"S.yml": "study: SPN01\nxnat: {url: 'http://x', project: P}\n" + block + "sites: {CMH: }\n"})
+    issues = check_config(root, env={})
+    assert [(i.line, i.message[: len(message)]) for i in issues] == [(line, message)], issues
+
+
+def test_the_bids_settings_reach_the_study_and_the_tags(tmp_path):
+    tags = "T1: {qc: anat, bids: {datatype: anat, suffix: T1w, acq: mprage}}\nFM: {qc: ignore, bids: " \
+           "{datatype: fmap, suffix: epi, dir: AP}}\nLOC: {qc: ignore}\n"
+    root = make(tmp_path, {"S.yml": "study: SPN01\nxnat: {url: 'http://x', project: P}\nbids: {scan_dates: keep, "
+                                     "require_sign_off: false, authors: [A. Person]}\nsites: {CMH: }\n"}, tags)
+    config = load_config(root, env={})
+    assert config.tags["T1"].bids.acq == "mprage" and config.tags["LOC"].bids is None
+    assert config.tags["FM"].bids.targets == ("func", "dwi")  # a field map's IntendedFor by default
+    bids = config.studies["SPN01"].bids
+    assert (bids.scan_dates, bids.require_sign_off, bids.authors) == ("keep", False, ["A. Person"])
+    assert load_config(make(tmp_path / "b", {"S.yml": STUDY})).studies["SPN01"].bids.require_sign_off is True

@@ -105,6 +105,8 @@ def _issue(error: Any, doc: YamlDoc, root_type: Any) -> ConfigIssue:
         text = f"got {describe(value)}; expected {error['ctx']['expected']}"
     elif kind == "too_short":
         text = "must not be empty"
+    elif kind == "value_error":  # a model's own check (e.g. config/bids_block.py): its sentence as it is
+        text = str(error["msg"]).removeprefix("Value error, ")
     else:
         text = error["msg"]
     return ConfigIssue(doc.file, doc.line(path), f"{where}: {text}" if where else text)
