@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from bids_helpers import assert_valid, exported_niftis, indexed_runs
 
+from datman_flow.cli import main
 from datman_flow.config import load_config
 from datman_flow.layout import DataLayout
 from datman_flow.naming import output_stem, parse_session_label
 from datman_flow.pipeline.bids import export_study
 from datman_flow.review.scales import Rating
-from datman_flow.store import SeriesRow, SessionRow
+from datman_flow.store import CheckRow, SeriesRow, SessionRow
 
 from review_helpers import decide, rate, register_picture, sign_off
 
@@ -271,3 +272,44 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_drift_errors_left_out_only_when_the_study_says_so(tmp_path):
+    data = tmp_path / "data"
+    store = DataLayout(data).metric_store
+    add_session(data, "TST_AAA_0001_01_01", FULL[:2])
+    store.replace(CheckRow, "TST_AAA_0001_01_01", [
+        CheckRow(session="TST_AAA_0001_01_01", check_name="header_drift", tag="T1", passed=False,
+                 detail="EchoTime changed", series=("2",)),
+        CheckRow(session="TST_AAA_0001_01_01", check_name="header_drift", tag="RST", passed=True, series=("3",))])
+    sign_off(store, "TST_AAA_0001_01_01", "alice")
+    warn_only = configs(tmp_path / "a", "bids: {exclude_drift_errors: true}")
+    assert export(data, warn_only, tmp_path / "a_bids").participants.written == ["sub-AAA0001/ses-01"]  # severity warn
+    strict = configs(tmp_path / "b", "header_check: {severity: error}\nbids: {exclude_drift_errors: true}")
+    done = export(data, strict, tmp_path / "b_bids").participants
+    assert done.written == [] and [i.reason for i in done.left_out] == [
+        "header drift failed at severity error (T1; bids: exclude_drift_errors)"]
+    lenient = configs(tmp_path / "c", "header_check: {severity: error}")
+    assert export(data, lenient, tmp_path / "c_bids").participants.written == ["sub-AAA0001/ses-01"]
+
+
+def test_the_command_says_what_it_did_and_refuses_bad_input(study, capsys):
+    data, config_dir, out = study
+    add_session(data, "TST_AAA_0001_01_01", FULL[:3])
+    add_session(data, "TST_AAA_0002_01_01", FULL[:1])
+    sign_off(DataLayout(data).metric_store, "TST_AAA_0001_01_01", "alice")
+    base = ["bids", "export", "--data-dir", str(data), "--config-dir", str(config_dir)]
+    assert main(base + ["--study", "TST", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"participants: {out}\n  1 visit(s) written, 0 unchanged, 0 removed; 0 T1w with derivatives" in printed
+    assert "left out session TST_AAA_0002_01_01: not signed off by a reviewer (bids: require_sign_off)" in printed
+    assert main(base + ["--study", "TST", "--out", str(out), "--json"]) == 0
+    [participants, phantoms] = json.loads(capsys.readouterr().out)
+    assert participants["unchanged"] == ["sub-AAA0001/ses-01"] and phantoms["written"] == []
+    assert main(base + ["--study", "NOPE"]) == 2
+    assert "study 'NOPE' is not configured (known: TST)" in capsys.readouterr().err
+    (tmp_path_file := out.parent / "a_file").write_text("x")
+    assert main(base + ["--study", "TST", "--out", str(tmp_path_file)]) == 2
+    with pytest.raises(SystemExit):
+        main(base + ["--study", "TST", "--since", "last week"])
+    assert "'last week' is not a date YYYY-MM-DD" in capsys.readouterr().err
