@@ -201,3 +201,15 @@ def test_syn_through_ants_writes_the_composite_transform(subject, tmp_path):
     stem = nifti.name[: -len(".nii.gz")]
     assert (tmp_path / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.h5").stat().st_size > 1000
     assert done.brain_dice >= DICE_THRESHOLD
+
+
+def test_the_mask_and_maps_resampled_in_the_brains_box_equal_a_whole_grid_resampling(subject):
+    from datman_flow.qc.derivative_images import resample
+
+    _, measured = subject
+    a = measured.reuse
+    in_tpl = affine_in_template(a.corrected, a.segmentation, a.affine, a.registration, a.template)
+    vmap = a.registration.voxel_map(a.affine, a.template.affine)
+    shape = a.template.brain.shape
+    assert np.array_equal(in_tpl.brain, resample(a.segmentation.brain, vmap, shape) > 0.5)
+    assert np.allclose(in_tpl.tpms[1], np.clip(resample(a.segmentation.pvms[1], vmap, shape), 0, 1), atol=1e-6)

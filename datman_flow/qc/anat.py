@@ -279,9 +279,11 @@ def tpm_overlaps(seg: Segmentation, affine: np.ndarray, registration: Registrati
     grid (the inverse of the affine, trilinear) against the subject's partial-volume maps, by
     :func:`fuzzy_jaccard`. Computed in the box holding both (outside it both are 0)."""
     to_template = registration.inverse_voxel_map(affine, template.affine)
-    corners = np.array(np.meshgrid(*[(0, n - 1) for n in template.brain.shape], indexing="ij")).reshape(3, -1)
+    spans = [np.nonzero(template.tpms.any(axis=0).any(axis=tuple(a for a in range(3) if a != axis)))[0]
+             for axis in range(3)]  # the template's maps are 0 outside this box
+    corners = np.array(np.meshgrid(*[(int(i[0]) - 1, int(i[-1]) + 1) for i in spans], indexing="ij")).reshape(3, -1)
     back = np.linalg.inv(to_template)
-    mapped = back[:3, :3] @ corners + back[:3, 3:4]  # the template's grid corners in subject voxels
+    mapped = back[:3, :3] @ corners + back[:3, 3:4]  # that box's corners in subject voxels
     brain_idx = [np.nonzero(seg.brain.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
     lo = [max(0, min(int(np.floor(mapped[a].min())), int(i[0]))) for a, i in enumerate(brain_idx)]
     hi = [min(n, max(int(np.ceil(mapped[a].max())) + 1, int(i[-1]) + 1)) for a, (i, n) in

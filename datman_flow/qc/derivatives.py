@@ -101,6 +101,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * np.logical_and(a, b).sum() / total) if total else 0.0
 
 
+def brain_box(brain: np.ndarray, voxel_map: np.ndarray, shape) -> tuple[slice, ...]:
+    """The box of the template's grid that the subject's brain maps into (with a voxel to spare for
+    the trilinear interpolation), clipped to the grid."""
+    spans = [np.nonzero(brain.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
+    corners = np.array(np.meshgrid(*[(int(i[0]) - 1, int(i[-1]) + 1) for i in spans], indexing="ij")).reshape(3, -1)
+    back = np.linalg.inv(voxel_map)  # subject voxel -> template voxel
+    mapped = back[:3, :3] @ corners + back[:3, 3:4]
+    return tuple(slice(max(0, int(np.floor(mapped[a].min())) - 1), min(int(n), int(np.ceil(mapped[a].max())) + 2))
+                 for a, n in enumerate(shape))
+
+
 def affine_in_template(corrected: np.ndarray, seg: Segmentation, affine: np.ndarray, registration: Registration,
                        template: Template) -> InTemplate:
     """The subject resampled onto the template's grid by the affine (trilinear)."""
@@ -108,8 +119,15 @@ def affine_in_template(corrected: np.ndarray, seg: Segmentation, affine: np.ndar
     vmap = registration.voxel_map(affine, template.affine)
     shape = template.brain.shape
     t1 = resample(corrected, vmap, shape)
-    brain = resample(seg.brain, vmap, shape) > 0.5
-    tpms = np.stack([np.clip(resample(seg.pvms[k], vmap, shape), 0.0, 1.0) for k in range(3)])
+    box = brain_box(seg.brain, vmap, shape)  # the mask and maps are 0 outside the brain: resampled in its box
+    shift = np.eye(4)
+    shift[:3, 3] = [s.start for s in box]
+    sub_map, sub_shape = vmap @ shift, tuple(s.stop - s.start for s in box)
+    brain = np.zeros(shape, dtype=bool)
+    brain[box] = resample(seg.brain, sub_map, sub_shape) > 0.5
+    tpms = np.zeros((3,) + tuple(shape), dtype=np.float32)
+    for k in range(3):
+        tpms[k][box] = np.clip(resample(seg.pvms[k], sub_map, sub_shape), 0.0, 1.0)
     seconds = registration.seconds + time.perf_counter() - started
     return InTemplate("affine", t1, brain, tpms, ".txt", itk_affine_text(registration.matrix).encode(), seconds)
 

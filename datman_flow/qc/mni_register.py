@@ -7,7 +7,9 @@ brain outlines are matched too), ``M`` the 4x4 world-to-world map (template mm -
 and ``a, b`` a linear intensity fit solved at each step. Minimised by Levenberg-Marquardt
 (Gauss-Newton with an adaptive damping), the Jacobian from the gradient of the smoothed subject
 image, over three levels: both images smoothed by 4, 2 and 1 mm (Gaussian sigma), the template
-sampled every 6, 4 and 2 mm, the subject image block-averaged to about 2 mm first. Start: the
+sampled every 6, 4 and 4 mm, the subject image block-averaged to about 2 mm first. (Sampling the
+last level every 2 mm instead takes four times as long, 7.3 s instead of 1.8 s on the MPRAGE, for
+no gain: 1.23 mm from ANTs' affine instead of 1.14 mm.) Start: the
 identity rotation (the scanner's axes are roughly RAS once reoriented to the closest canonical
 orientation), scaled by the cube root of the brain volumes' ratio, centres of mass matched.
 
@@ -27,7 +29,7 @@ from scipy import ndimage as ndi
 from datman_flow.qc.mni_template import Template
 
 log = logging.getLogger(__name__)
-LEVELS = ((4.0, 3), (2.0, 2), (1.0, 1))  # (smoothing sigma mm, template sampling step in 2 mm voxels)
+LEVELS = ((4.0, 3), (2.0, 2), (1.0, 2))  # (smoothing sigma mm, template sampling step in 2 mm voxels)
 MAX_ITERATIONS = (40, 25, 12)
 WORK_MM = 2.0  # both images are brought to about this voxel size first
 
