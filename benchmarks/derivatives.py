@@ -123,8 +123,8 @@ def report(f: dict, threads: str) -> str:
              f"| template loaded (once per process) | {f['template_s']:.1f} |",
              f"| affine registration | {f['register_s']:.1f} |",
              f"| tpm_overlap_* | {f['tpm_overlap_s']:.1f} |",
-             f"| resampling into MNI (T1, mask, 3 probsegs, 1 mm) | {f['resample_s']:.1f} |",
-             f"| writing 12 files + manifest ({f['files_mb']:.0f} MB) | {f['write_s']:.1f} |",
+             f"| resampling into MNI (T1, mask, 1 mm) | {f['resample_s']:.1f} |",
+             f"| writing 9 files + manifest ({f['files_mb']:.0f} MB) | {f['write_s']:.1f} |",
              f"| **added by the derivatives** | **{added:.1f}** (+{added / without:.0%}; "
              f"{added + f['template_s']:.1f} with the template's loading) |",
              f"| peak resident memory | {f['peak_gb']:.2f} GB |"]

@@ -124,6 +124,7 @@ def test_the_manifest_lists_exactly_what_exists(subject, written):
     suffixes = {f["suffix"] for f in record["files"]}
     assert set(NATIVE) <= suffixes and f"from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.txt" in suffixes
     assert f"{SPACE}_desc-brain_mask.nii.gz" in suffixes
+    assert not any("probseg" in s and s.startswith(SPACE) for s in suffixes)  # template-space maps: SyN only
     assert record["morphometry"]["tiv_ml"] == done.morphometry.tiv_ml
 
 
@@ -200,6 +201,7 @@ def test_syn_through_ants_writes_the_composite_transform(subject, tmp_path):
     assert record["normalisation"]["method"] == "syn"
     stem = nifti.name[: -len(".nii.gz")]
     assert (tmp_path / f"{stem}_from-T1w_to-{TEMPLATE_NAME}_mode-image_xfm.h5").stat().st_size > 1000
+    assert (tmp_path / f"{stem}_{SPACE}_label-GM_probseg.nii.gz").is_file()
     assert done.brain_dice >= DICE_THRESHOLD
 
 
@@ -208,7 +210,7 @@ def test_the_mask_and_maps_resampled_in_the_brains_box_equal_a_whole_grid_resamp
 
     _, measured = subject
     a = measured.reuse
-    in_tpl = affine_in_template(a.corrected, a.segmentation, a.affine, a.registration, a.template)
+    in_tpl = affine_in_template(a.corrected, a.segmentation, a.affine, a.registration, a.template, with_maps=True)
     vmap = a.registration.voxel_map(a.affine, a.template.affine)
     shape = a.template.brain.shape
     assert np.array_equal(in_tpl.brain, resample(a.segmentation.brain, vmap, shape) > 0.5)

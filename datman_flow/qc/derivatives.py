@@ -7,7 +7,7 @@ Native space (the original NIfTI's grid and affine): ``desc-brain_mask`` (uint8 
 ``desc-preproc_T1w`` (the QC's harmonised image: clipped, bias-corrected, WM median 1000; int16
 scaled by nibabel), ``label-{CSF,GM,WM}_probseg`` (float32 0-1), ``dseg`` (uint8: 0 background, 1
 CSF, 2 GM, 3 WM). Template space (``space-MNI152NLin2009aSym``, the template's 1 mm grid
-197x233x189): the preprocessed T1, the brain mask and the three probsegs, and the transform
+197x233x189): the preprocessed T1, the brain mask (and, with SyN, the three probsegs), and the transform
 ``from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt`` (ITK affine text) or ``.h5`` (ANTs'
 composite affine + SyN warp). docs/derivatives.md has the details and the figures.
 """
@@ -48,7 +48,7 @@ class InTemplate:
     method: str
     t1: np.ndarray
     brain: np.ndarray
-    tpms: np.ndarray
+    tpms: np.ndarray | None  # None: not written in template space
     transform_ending: str  # ".txt" | ".h5"
     transform: bytes
     seconds: float
@@ -113,8 +113,10 @@ def brain_box(brain: np.ndarray, voxel_map: np.ndarray, shape) -> tuple[slice, .
 
 
 def affine_in_template(corrected: np.ndarray, seg: Segmentation, affine: np.ndarray, registration: Registration,
-                       template: Template) -> InTemplate:
-    """The subject resampled onto the template's grid by the affine (trilinear)."""
+                       template: Template, with_maps: bool = False) -> InTemplate:
+    """The subject resampled onto the template's grid by the affine (trilinear): the T1 and the
+    brain mask, and with ``with_maps`` the CSF/GM/WM maps (left out by default: 1.1 s of resampling
+    and writing that the 10 s budget of the derivatives cannot spare; SyN writes them)."""
     started = time.perf_counter()
     vmap = registration.voxel_map(affine, template.affine)
     shape = template.brain.shape
@@ -125,9 +127,11 @@ def affine_in_template(corrected: np.ndarray, seg: Segmentation, affine: np.ndar
     sub_map, sub_shape = vmap @ shift, tuple(s.stop - s.start for s in box)
     brain = np.zeros(shape, dtype=bool)
     brain[box] = resample(seg.brain, sub_map, sub_shape) > 0.5
-    tpms = np.zeros((3,) + tuple(shape), dtype=np.float32)
-    for k in range(3):
-        tpms[k][box] = np.clip(resample(seg.pvms[k], sub_map, sub_shape), 0.0, 1.0)
+    tpms = None
+    if with_maps:
+        tpms = np.zeros((3,) + tuple(shape), dtype=np.float32)
+        for k in range(3):
+            tpms[k][box] = np.clip(resample(seg.pvms[k], sub_map, sub_shape), 0.0, 1.0)
     seconds = registration.seconds + time.perf_counter() - started
     return InTemplate("affine", t1, brain, tpms, ".txt", itk_affine_text(registration.matrix).encode(), seconds)
 
@@ -196,8 +200,10 @@ def write_derivatives(nifti: Path, folder: Path, seg: Segmentation, corrected: n
         "dseg.nii.gz": native(seg.labels, np.uint8),
         f"{SPACE}_desc-preproc_T1w.nii.gz": mni(in_template.t1, np.int16),
         f"{SPACE}_desc-brain_mask.nii.gz": mni(in_template.brain.astype(np.uint8), np.uint8),
-        **{f"{SPACE}_label-{lab}_probseg.nii.gz": mni(in_template.tpms[k], np.float32) for k, lab in enumerate(LABELS)},
     }
+    if in_template.tpms is not None:
+        images.update({f"{SPACE}_label-{lab}_probseg.nii.gz": mni(in_template.tpms[k], np.float32)
+                       for k, lab in enumerate(LABELS)})
     notes = sidecars(nifti.name, in_template.method)
     entries, written = [], []
     for suffix, image in images.items():
