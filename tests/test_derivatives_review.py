@@ -98,3 +98,13 @@ def test_an_unreadable_mni_t1_is_a_problem_that_leaves_the_raw_pictures(session)
     found = review_images(layout, QC_LABEL)
     assert "normalisation pictures not drawn" in found.problems["2"]
     assert [r.step for r in found.rows if r.series_number == "2"] == [int(STEP_OF_QC_TYPE["anat"])] * 3
+
+
+def test_the_review_app_serves_the_normalisation_pictures(session):
+    from datman_flow.review.pictures import picture_file
+
+    layout, _, _ = session
+    rows = [r for r in ensure_review_images(layout, QC_LABEL) if r.step == Step.SPATIAL_NORMALIZATION]
+    assert len(rows) == 3
+    for row in rows:
+        assert picture_file(layout.root, QC_LABEL, Path(row.img).name) == (layout.root / row.img).resolve()

@@ -4,7 +4,8 @@ edges over it: the outline of its brain mask in yellow and its GM/WM boundary (W
 in cyan. Three PNGs, sagittal, coronal and axial, through fixed template planes (x = 0, through
 the basal ganglia and the lateral ventricles), cut, turned and sized as the other review
 pictures (qc/review_geometry.py), so that a click maps back to a voxel of the MNI-space T1.
-Written beside the series' NIfTI as ``<stem>_review-mni-x.png`` (-y, -z), atomically."""
+Written beside the series' NIfTI as ``<stem>_mni_review-x.png`` (-y, -z: the review app serves
+``<label>_*_review-[xyz].png`` files of the session's NIfTI folder), atomically."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from datman_flow.qc.mni_template import Template, load_template
 from datman_flow.qc.review_geometry import oriented_plane, picture_size, slice_axes, upscale
 from datman_flow.qc.review_pictures import ReviewPicture, ReviewPictureError
 
-SUFFIXES = {0: "_review-mni-x.png", 1: "_review-mni-y.png", 2: "_review-mni-z.png"}
+SUFFIXES = {0: "_mni_review-x.png", 1: "_mni_review-y.png", 2: "_mni_review-z.png"}  # served as `*_review-[xyz].png`
 PLANES_MM = (0.0, -4.0, 8.0)  # template x, y, z (mm) of the sagittal, coronal and axial pictures
 BRAIN_EDGE = (255, 220, 0)
 WM_EDGE = (0, 230, 255)
