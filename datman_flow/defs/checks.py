@@ -6,6 +6,7 @@ from datman_flow.checks.expected_series import CHECK_NAME as EXPECTED_SERIES
 from datman_flow.defs.partitions import session_check
 from datman_flow.pipeline.drift import CHECK_NAME as HEADER_DRIFT
 from datman_flow.pipeline.health import HEALTHY
+from datman_flow.pipeline.normalisation import CHECK_NAME as NORMALISATION
 from datman_flow.pipeline.outliers import CHECK_NAME as QC_OUTLIERS
 from datman_flow.pipeline.review_state import REVIEW
 
@@ -26,6 +27,12 @@ HEALTHY_SPEC = session_check(
 QC_OUTLIERS_SPEC = session_check(
     QC_OUTLIERS, "qc_metrics", "key QC metrics of each measured series against the site's own history (robust z), "
                                "or MRIQC's typical ranges while that history is short")
+
+# Not blocking: a failed normalisation is for a person to look at (its picture), the metrics stand.
+NORMALISATION_SPEC = session_check(
+    NORMALISATION, "qc_metrics", "each T1w's normalisation to the MNI152NLin2009aSym template: its brain overlaps "
+                                 "the template's brain mask (Dice) by at least 0.80, and its structural derivatives "
+                                 "were written")
 
 # Not blocking, and nothing depends on it: people's review, evaluated after each run (pending
 # until someone signs the session off) and again whenever a reviewer changes it (review_sensor.py).

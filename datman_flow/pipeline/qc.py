@@ -1,5 +1,6 @@
 """The QC step: every converted series whose tag asks for QC measured, with its picture and
-MRIQC-format JSON; each failure recorded with its reason, the others go on."""
+MRIQC-format JSON, and for a T1w its structural derivatives (qc/derivatives.py); each failure
+recorded with its reason, the others go on."""
 
 from __future__ import annotations
 
@@ -13,14 +14,25 @@ from datman_flow.config import TagInfo
 from datman_flow.layout import DataLayout
 from datman_flow.pipeline import persist
 from datman_flow.pipeline.locks import session_lock
+from datman_flow.pipeline.normalisation import CHECK_NAME as NORMALISATION
+from datman_flow.pipeline.normalisation import DerivedSeries, check_rows, morphometry_rows
 from datman_flow.pipeline.outliers import MeasuredSeries, SeriesOutliers, outlier_step
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.pipeline.review_images import review_images
-from datman_flow.qc.measure import analyse, companion, mriqc_record, picture, software_version, write_json_atomic
+from datman_flow.qc.measure import (
+    Measured,
+    analyse,
+    companion,
+    md5sum,
+    mriqc_record,
+    picture,
+    software_version,
+    write_json_atomic,
+)
 from datman_flow.qc.result import QCResult
 from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 from datman_flow.records import SeriesRecord
-from datman_flow.store import QcMetricRow, QcSeriesRow
+from datman_flow.store import MorphometryRow, QcMetricRow, QcSeriesRow
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +47,26 @@ class SeriesQC:
     json_path: str = ""
     picture_path: str = ""
     outliers: SeriesOutliers | None = None  # measured series: its QC flags and qc_outliers verdict
+    derived: DerivedSeries | None = None  # a measured T1w given a derivatives folder: its derivatives or why not
 
 
-def measure_series(record: SeriesRecord, kind: str, settings: QcSettings = DEFAULT_QC) -> SeriesQC:
+def derive_series(record: SeriesRecord, nifti: Path, measured: Measured, folder: Path,
+                  settings: QcSettings) -> DerivedSeries:
+    """The structural derivatives of a measured T1w, from the QC's own arrays, or the reason."""
+    from datman_flow.qc.derivatives import derive  # numpy/scipy/nibabel, imported when a T1w is measured
+
+    number, tag = record.series_number, str(record.tag)
+    try:
+        done = derive(nifti, measured.reuse, folder, settings.normalisation, software_version(), md5sum(nifti))
+    except Exception as exc:  # noqa: BLE001 - the metrics stand without their derivatives; the reason is kept
+        log.warning("derivatives of %s not written: %s: %s", nifti.name, type(exc).__name__, exc)
+        return DerivedSeries(number, tag, None, f"{type(exc).__name__}: {exc}")
+    return DerivedSeries(number, tag, done)
+
+
+def measure_series(record: SeriesRecord, kind: str, settings: QcSettings = DEFAULT_QC,
+                   derivatives: Path | None = None) -> SeriesQC:
+    """Measure one series; a T1w's structural derivatives go into ``derivatives`` when given."""
     nifti = Path(str(record.nifti_path))
     try:
         measured = analyse(kind, nifti, settings)  # type: ignore[arg-type]
@@ -51,17 +80,22 @@ def measure_series(record: SeriesRecord, kind: str, settings: QcSettings = DEFAU
         message = ""
     except Exception as exc:  # noqa: BLE001 - the metrics stand without their picture
         png, message = "", f"picture failed: {type(exc).__name__}: {exc}"
-    return SeriesQC(record, kind, "measured", message, result, str(json_path), png)
+    derived = None
+    if kind == "anat" and derivatives is not None:
+        derived = derive_series(record, nifti, measured, derivatives, settings)
+        if derived.derivatives is None:
+            message = "; ".join(filter(None, [message, f"derivatives failed: {derived.error}"]))
+    return SeriesQC(record, kind, "measured", message, result, str(json_path), png, derived=derived)
 
 
 def measure_session(series: Sequence[SeriesRecord], registry: Mapping[str, TagInfo],
-                    settings: QcSettings = DEFAULT_QC) -> list[SeriesQC]:
+                    settings: QcSettings = DEFAULT_QC, derivatives: Path | None = None) -> list[SeriesQC]:
     out = []
     for record in series:
         info = registry.get(record.tag or "")
         if info is None or info.qc == "ignore" or record.conversion_status != "converted" or not record.nifti_path:
             continue
-        out.append(measure_series(record, info.qc, settings))
+        out.append(measure_series(record, info.qc, settings, derivatives))
     return out
 
 
@@ -111,12 +145,17 @@ def with_review_images(layout: DataLayout, label: str, measured: Sequence[Series
 
 def qc_step(target: SessionTarget, layout: DataLayout, series: Sequence[SeriesRecord],
             registry: Mapping[str, TagInfo]) -> list[SeriesQC]:
-    """Measure the session's series and record their metrics and outcomes, then their QC flags,
-    then draw the pictures reviewers rate."""
+    """Measure the session's series (a T1w's derivatives into the session's derivatives folder) and
+    record their metrics and outcomes, the T1w's volumes and normalisation checks, then their QC
+    flags, then draw the pictures reviewers rate."""
     with session_lock(layout, target.label, "the QC step"):
-        measured = measure_session(series, registry, target.study.qc)
+        measured = measure_session(series, registry, target.study.qc, layout.derivatives(target.scan_id))
         persist.record_rows(layout, QcMetricRow, target.label, metric_rows(target.label, measured))
         persist.record_rows(layout, QcSeriesRow, target.label, series_rows(target.label, measured))
+        derived = [q.derived for q in measured if q.derived is not None]
+        persist.record_rows(layout, MorphometryRow, target.label,
+                            morphometry_rows(target.label, derived, software_version()))
+        persist.record_checks(layout, target.label, NORMALISATION, check_rows(target.label, derived))
         measured = with_outliers(target, layout, measured)
         measured = with_review_images(layout, target.label, measured)
     return measured

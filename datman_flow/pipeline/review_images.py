@@ -1,13 +1,16 @@
-"""The pictures reviewers rate, per measured series: one slice in each orientation, rendered
-beside the series' NIfTI (qc/review_pictures.py) and registered in `rating_images`.
+"""The pictures reviewers rate, per measured series and review step: one slice in each
+orientation, rendered beside the series' NIfTI (qc/review_pictures.py) and registered in
+`rating_images` under the step of its QC type (RAW_T1W, RAW_BOLD, RAW_DWI); for a T1w whose
+structural derivatives were written, also its normalisation to MNI152NLin2009aSym (the MNI-space
+T1 with the template's edges, qc/normalisation_picture.py) under SPATIAL_NORMALIZATION.
 
 `ensure_review_images` is called on every view of a session's page and at the end of the QC
 step, so it is cheap when nothing is missing: three reads of the session's store files
 (qc_series, series, rating_images) and a stat of each NIfTI and picture. Each store read opens
 a DuckDB connection (about 50 ms on a busy 2-core machine), so a caller that keeps the tables in
-memory (the review app's TableCaches) passes the session's rows instead: then only the stats. A series is drawn
-again when one of its pictures is missing, older than its NIfTI (the series was converted
-again) or not registered; its rows are added under the table's lock with the unique key
+memory (the review app's TableCaches) passes the session's rows instead: then only the stats. A series' pictures of
+one step are drawn again when one of them is missing, older than the image they show (the series
+was converted or normalised again) or not registered; its rows are added under the table's lock with the unique key
 (slice, file1, display, step), so two callers at once register each picture once, and a new
 row appears only when a picture changed its slice (the old row keeps the ratings given to it).
 """
@@ -23,8 +26,10 @@ from pathlib import Path
 
 from datman_flow.layout import DataLayout
 from datman_flow.naming import parse_session_label
+from datman_flow.qc.derivatives import MANIFEST, SPACE, stem_of
+from datman_flow.qc.normalisation_picture import normalisation_paths, render_normalisation_pictures
 from datman_flow.qc.review_pictures import ReviewPicture, picture_paths, render_review_pictures
-from datman_flow.review.scales import STEP_OF_QC_TYPE
+from datman_flow.review.scales import STEP_OF_QC_TYPE, Step
 from datman_flow.safe_paths import UnsafePath, inside
 from datman_flow.store import QcSeriesRow, SeriesRow
 from datman_flow.store.review_rows import RatingImageRow
@@ -36,14 +41,45 @@ NIFTI_ENDINGS = (".nii", ".nii.gz")
 
 @dataclass(frozen=True)
 class ShownSeries:
-    """A measured series whose pictures can be drawn: its NIfTI checked to lie in the session's folder."""
+    """A measured series whose pictures of one step can be drawn: the image they show checked to
+    lie in the session's folder (its NIfTI) or derivatives folder (its MNI-space T1)."""
 
     series_number: str
     tag: str
     qc_type: str
-    nifti: Path  # real path
-    file1: str  # the NIfTI relative to the data folder
+    nifti: Path  # real path of the image shown
+    file1: str  # that image relative to the data folder
     step: int
+    original: Path | None = None  # SPATIAL_NORMALIZATION: the series' NIfTI, beside which the pictures lie
+
+    def paths(self) -> dict[int, Path]:
+        """display -> the picture's path."""
+        if self.step == Step.SPATIAL_NORMALIZATION and self.original is not None:
+            return normalisation_paths(self.original)
+        return picture_paths(self.nifti)
+
+    def render(self) -> list[ReviewPicture]:
+        if self.step == Step.SPATIAL_NORMALIZATION and self.original is not None:
+            return render_normalisation_pictures(self.nifti, self.original)
+        return render_review_pictures(self.nifti, self.qc_type)
+
+
+def normalised_series(layout: DataLayout, label: str, shown: ShownSeries) -> ShownSeries | None:
+    """The SPATIAL_NORMALIZATION pictures of a shown T1w whose derivatives were written (its
+    manifest and MNI-space T1 exist in the session's derivatives folder), else None."""
+    if shown.qc_type != "anat" or shown.step == Step.SPATIAL_NORMALIZATION:
+        return None
+    folder = layout.derivatives(parse_session_label(label))
+    stem = stem_of(shown.nifti)
+    mni = folder / f"{stem}_{SPACE}_desc-preproc_T1w.nii.gz"
+    if not (folder / f"{stem}{MANIFEST}").is_file() or not mni.is_file():
+        return None
+    try:
+        real = inside(mni, folder)
+    except UnsafePath:
+        return None
+    return ShownSeries(shown.series_number, shown.tag, shown.qc_type, real, relative(real, layout.root),
+                       int(Step.SPATIAL_NORMALIZATION), shown.nifti)
 
 
 @dataclass(frozen=True)
@@ -97,13 +133,16 @@ def shown_series(layout: DataLayout, label: str, qc_series: Sequence[QcSeriesRow
             problems[q.series_number] = f"its NIfTI {where} is gone"
             continue
         shown.append(ShownSeries(q.series_number, q.tag, q.qc_type, nifti, relative(nifti, layout.root), int(step)))
+        normalised = normalised_series(layout, label, shown[-1])
+        if normalised is not None:
+            shown.append(normalised)
     return shown, problems
 
 
 def up_to_date(series: ShownSeries, registered: set[tuple[str, int, int]], root: Path) -> bool:
     """Every picture of the series exists, is newer than its NIfTI and is registered."""
     nifti_time = series.nifti.stat().st_mtime
-    for display, png in picture_paths(series.nifti).items():
+    for display, png in series.paths().items():
         try:
             if png.stat().st_mtime < nifti_time:
                 return False
@@ -129,7 +168,7 @@ def series_order(number: str) -> tuple[int, str]:
 def current_rows(rows: Sequence[RatingImageRow], shown: Sequence[ShownSeries], root: Path) -> list[RatingImageRow]:
     """Per shown series and display, the latest row of its current picture (when the file exists),
     by series number then display."""
-    expected = {(s.file1, s.step, d): relative(png, root) for s in shown for d, png in picture_paths(s.nifti).items()}
+    expected = {(s.file1, s.step, d): relative(png, root) for s in shown for d, png in s.paths().items()}
     latest: dict[tuple[str, int, int], RatingImageRow] = {}
     for row in rows:
         key = (row.file1, row.step, row.display)
@@ -152,13 +191,17 @@ def review_images(layout: DataLayout, label: str, *, qc_series: Sequence[QcSerie
     registered = {(r.img, r.display, r.step) for r in rows}
     new: list[RatingImageRow] = []
     rendered = 0
+    failed: set[tuple[str, int]] = set()
     for series in shown:
         if up_to_date(series, registered, root):
             continue
         try:
-            pictures = render_review_pictures(series.nifti, series.qc_type)
+            pictures = series.render()
         except Exception as exc:  # noqa: BLE001 - this series has no pictures, with the reason; the others go on
-            problems[series.series_number] = f"pictures to rate not drawn: {type(exc).__name__}: {exc}"
+            what = "normalisation pictures" if series.step == Step.SPATIAL_NORMALIZATION else "pictures to rate"
+            reason = f"{what} not drawn: {type(exc).__name__}: {exc}"
+            problems[series.series_number] = "; ".join(filter(None, [problems.get(series.series_number), reason]))
+            failed.add((series.series_number, series.step))
             continue
         rendered += len(pictures)
         new += image_rows(label, series, pictures, root)
@@ -167,7 +210,7 @@ def review_images(layout: DataLayout, label: str, *, qc_series: Sequence[QcSerie
         rows = store.read(RatingImageRow, label)
     for number, reason in problems.items():
         log.warning("%s series %s: no pictures to rate: %s", label, number, reason)
-    return ReviewImages(current_rows(rows, [s for s in shown if s.series_number not in problems], root),
+    return ReviewImages(current_rows(rows, [s for s in shown if (s.series_number, s.step) not in failed], root),
                         problems, rendered)
 
 

@@ -22,6 +22,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from datman_flow.qc import common, noise_fit, weighted_stats
+from datman_flow.qc.mni_register import Registration, register_affine
+from datman_flow.qc.mni_template import Template, load_template
 from datman_flow.qc.result import QCResult
 from datman_flow.qc.segment import CLASSES, Segmentation, segment_t1w
 from datman_flow.qc.settings import DEFAULT_QC, Convention, QcSettings
@@ -31,19 +33,30 @@ PV_THRESHOLD = 0.85  # MRIQC's summary_stats: pvm > 0.85, then eroded
 ARTIFACT_Z = 10.0  # Mortamet's z-score for artifactual air voxels (MRIQC's artifact_mask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AnatAnalysis:
-    """Metrics plus the masks they came from (closest-canonical orientation), for pictures."""
+    """Metrics plus what they came from (closest-canonical orientation), for the picture and the
+    structural derivatives (qc/derivatives.py): the masks and maps, the harmonised image, the
+    canonical affine, and the affine registration to the MNI152 template (None when it failed:
+    ``result.extras["normalisation_error"]`` says why)."""
 
     result: QCResult
     segmentation: Segmentation
     zooms: tuple[float, float, float]
+    corrected: np.ndarray | None = None
+    affine: np.ndarray | None = None
+    registration: Registration | None = None
+    template: Template | None = None
+
+
+def canonical_image(nifti: Path | nib.spatialimages.SpatialImage) -> nib.spatialimages.SpatialImage:
+    img = nib.load(str(nifti)) if isinstance(nifti, (str, Path)) else nifti
+    return nib.as_closest_canonical(img)
 
 
 def load_t1w(nifti: Path | nib.spatialimages.SpatialImage) -> tuple[np.ndarray, tuple[float, float, float]]:
     """float32 data in the closest canonical orientation, NaN -> 0, and the voxel size (mm)."""
-    img = nib.load(str(nifti)) if isinstance(nifti, (str, Path)) else nifti
-    img = nib.as_closest_canonical(img)
+    img = canonical_image(nifti)
     data = img.get_fdata(dtype=np.float32)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -214,10 +227,11 @@ def _summary(corrected: np.ndarray, seg: Segmentation, air: np.ndarray, zooms, c
     return common.summary_stats(corrected, masks)
 
 
-def iqms(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
-    """Every anatomical metric of ``inputs`` under an MRIQC convention (docs/metrics_anat.md)."""
+def iqms(inputs: AnatInputs, convention: Convention, corrected: np.ndarray | None = None) -> dict[str, float]:
+    """Every anatomical metric of ``inputs`` under an MRIQC convention (docs/metrics_anat.md) but
+    the template overlaps (:func:`tpm_overlaps`); ``corrected``: :func:`harmonised`, when known."""
     raw, seg, zooms, hat, art = inputs.raw, inputs.seg, inputs.zooms, inputs.hat, inputs.art
-    corrected = harmonised(raw, seg)
+    corrected = harmonised(raw, seg) if corrected is None else corrected
     s = _summary(corrected, seg, hat & ~art, zooms, convention)
     m: dict[str, float] = {}
     for c in CLASSES:
@@ -250,13 +264,66 @@ def iqms(inputs: AnatInputs, convention: Convention) -> dict[str, float]:
     return m
 
 
-def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC) -> AnatAnalysis:
+def fuzzy_jaccard(maps: np.ndarray, references: np.ndarray) -> list[float]:
+    """MRIQC's ``fuzzy_jaccard``: per map, sum(min) / sum(max) of the two probability maps."""
+    out = []
+    for tpm, ref in zip(maps, references):
+        num = np.minimum(tpm, ref).sum(dtype=np.float64)
+        den = np.maximum(tpm, ref).sum(dtype=np.float64)
+        out.append(float(num / den) if den > 0 else 0.0)
+    return out
+
+
+def tpm_overlaps(seg: Segmentation, affine: np.ndarray, registration: Registration, template: Template) -> dict:
+    """MRIQC's ``tpm_overlap_{csf,gm,wm}``: the template's CSF/GM/WM maps brought into the subject's
+    grid (the inverse of the affine, trilinear) against the subject's partial-volume maps, by
+    :func:`fuzzy_jaccard`. Computed in the box holding both (outside it both are 0)."""
+    to_template = registration.inverse_voxel_map(affine, template.affine)
+    spans = [np.nonzero(template.tpms.any(axis=0).any(axis=tuple(a for a in range(3) if a != axis)))[0]
+             for axis in range(3)]  # the template's maps are 0 outside this box
+    corners = np.array(np.meshgrid(*[(int(i[0]) - 1, int(i[-1]) + 1) for i in spans], indexing="ij")).reshape(3, -1)
+    back = np.linalg.inv(to_template)
+    mapped = back[:3, :3] @ corners + back[:3, 3:4]  # that box's corners in subject voxels
+    brain_idx = [np.nonzero(seg.brain.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
+    lo = [max(0, min(int(np.floor(mapped[a].min())), int(i[0]))) for a, i in enumerate(brain_idx)]
+    hi = [min(n, max(int(np.ceil(mapped[a].max())) + 1, int(i[-1]) + 1)) for a, (i, n) in
+          enumerate(zip(brain_idx, seg.brain.shape))]
+    shift = np.eye(4)
+    shift[:3, 3] = lo
+    vmap = to_template @ shift
+    shape = tuple(h - low for low, h in zip(lo, hi))
+    box = tuple(slice(low, h) for low, h in zip(lo, hi))
+    ref = np.stack([ndi.affine_transform(template.tpms[k], vmap[:3, :3], vmap[:3, 3], output_shape=shape, order=1,
+                                         mode="constant", cval=0.0, prefilter=False) for k in range(3)])
+    overlaps = fuzzy_jaccard(seg.pvms[(slice(None),) + box], ref)
+    return {f"tpm_overlap_{c}": v for c, v in zip(CLASSES, overlaps)}
+
+
+def normalise(seg: Segmentation, corrected: np.ndarray, affine: np.ndarray, template: Template | None):
+    """The affine registration to the MNI152 template and the template overlaps, or the reason
+    they could not be had (the other metrics stand)."""
+    try:
+        template = load_template() if template is None else template
+        registration = register_affine(corrected, seg.brain, affine, template)
+        return registration, template, tpm_overlaps(seg, affine, registration, template), ""
+    except Exception as exc:  # noqa: BLE001 - the metrics stand without the template's; the reason is kept
+        log.warning("no registration to the MNI152 template: %s: %s", type(exc).__name__, exc)
+        return None, template, {}, f"{type(exc).__name__}: {exc}"
+
+
+def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC,
+                  template: Template | None = None) -> AnatAnalysis:
     """All the anatomical metrics of a T1w image under ``settings`` (MRIQC convention, engine),
-    with the masks they were computed in."""
+    with the masks they were computed in and the affine registration to the MNI152 template
+    (``template``: already loaded, else read here)."""
     started = time.perf_counter()
     inputs = anat_inputs(nifti, settings)
     zooms, seg = inputs.zooms, inputs.seg
-    metrics = iqms(inputs, settings.convention)
+    corrected = harmonised(inputs.raw, seg)
+    metrics = iqms(inputs, settings.convention, corrected)
+    affine = canonical_image(nifti).affine
+    registration, template, overlaps, why = normalise(seg, corrected, affine, template)
+    metrics.update(overlaps)
     voxel_ml = float(np.prod(zooms)) / 1000.0
     tissue = seg.pvms.sum(axis=(1, 2, 3), dtype=np.float64) * voxel_ml
     extras = {
@@ -266,10 +333,15 @@ def anat_analysis(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSett
         "air_voxels": int(inputs.hat.sum()),
         "rotation_mask_voxels": int(inputs.rot.sum()),
     }
+    if registration is not None:
+        extras["mni_affine"] = [[round(float(v), 6) for v in row] for row in registration.matrix]
+        extras["mni_registration_seconds"] = round(registration.seconds, 2)
+    if why:
+        extras["normalisation_error"] = why
     seconds = time.perf_counter() - started
     log.info("anatomical metrics in %.1f s", seconds)
     result = QCResult("anat", metrics, extras, seconds, convention=settings.convention, engine=settings.anat_engine)
-    return AnatAnalysis(result, seg, zooms)
+    return AnatAnalysis(result, seg, zooms, corrected, affine, registration, template)
 
 
 def anat_metrics(nifti: Path | nib.spatialimages.SpatialImage, settings: QcSettings = DEFAULT_QC) -> QCResult:

@@ -42,6 +42,8 @@ from datman_flow.qc.segment import Segmentation, segment_t1w
 
 log = logging.getLogger(__name__)
 MISSING_ANTS = "qc: {anat_engine: ants} needs ANTs: pip install 'datman-flow[ants]' (antspyx)"
+MISSING_SYN = "qc: {normalisation: syn} needs ANTs: pip install 'datman-flow[ants]' (antspyx)"
+FLIP = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS (ITK's physical space)
 N4_SHRINK = 4
 N4_ITERATIONS = (50, 50, 50, 50)
 N4_THRESHOLD = 0.0
@@ -53,12 +55,12 @@ ENHANCE_PERCENTILE = 99.98  # MRIQC's _enhance: voxels above it are not tissue s
 BOX_MARGIN = 2  # voxels around the brain kept for Atropos (its MRF reaches 1 voxel)
 
 
-def import_ants() -> ModuleType:
-    """antspyx, or the RuntimeError that says how to install it."""
+def import_ants(missing: str = MISSING_ANTS) -> ModuleType:
+    """antspyx, or the RuntimeError (``missing``) that says how to install it."""
     try:
         import ants
     except ImportError as err:
-        raise RuntimeError(MISSING_ANTS) from err
+        raise RuntimeError(missing) from err
     return ants
 
 
@@ -152,3 +154,42 @@ def segment_t1w_ants(data: np.ndarray, zooms, head: np.ndarray | None = None) ->
     labels[box][inside] = (np.argmax(post[:, inside], axis=0) + 1).astype(np.uint8)
     means, sigmas = _class_stats(np.asarray(data, dtype=np.float32)[box][inside] / bias[box][inside], post[:, inside])
     return Segmentation(head=head, brain=brain, pvms=pvms, labels=labels, bias=bias, means=means, sigmas=sigmas)
+
+
+def _world_image(ants: ModuleType, array: np.ndarray, affine: np.ndarray):
+    """An ANTs image of ``array`` placed by its NIfTI ``affine`` (RAS) in ITK's LPS space."""
+    lps = FLIP @ np.asarray(affine, dtype=np.float64)
+    zooms = np.linalg.norm(lps[:3, :3], axis=0)
+    return ants.from_numpy(np.ascontiguousarray(array, dtype=np.float32), origin=tuple(float(v) for v in lps[:3, 3]),
+                           spacing=tuple(float(z) for z in zooms), direction=lps[:3, :3] / zooms)
+
+
+def syn_in_template(corrected: np.ndarray, seg: Segmentation, affine: np.ndarray, template):
+    """The bias-corrected brain normalised to the template's brain by ANTs (``SyN``: ANTs' own
+    rigid + affine + SyN stages, antspyx's defaults, Mattes mutual information), the T1, brain
+    mask and CSF/GM/WM maps resampled through it (linear), and its composite transform (.h5:
+    the affine and the warp, mapping template points to T1w points)."""
+    ants = import_ants(MISSING_SYN)
+    from datman_flow.qc.derivatives import InTemplate
+
+    started = time.perf_counter()
+    fixed = _world_image(ants, template.t1 * template.brain, template.affine)
+    moving = _world_image(ants, np.where(seg.brain, corrected, 0.0), affine)
+    with tempfile.TemporaryDirectory(prefix="datman-syn-") as tmp:
+        found = ants.registration(fixed, moving, type_of_transform="SyN", write_composite_transform=True,
+                                  outprefix=str(Path(tmp) / "t1w_to_template_"))
+        composite = str(found["fwdtransforms"])
+        if isinstance(found["fwdtransforms"], list):
+            raise RuntimeError(f"ANTs wrote no composite transform: {found['fwdtransforms']}")
+
+        def pull(array: np.ndarray) -> np.ndarray:
+            return ants.apply_transforms(fixed, _world_image(ants, array, affine), [composite],
+                                         interpolator="linear").numpy().astype(np.float32)
+
+        t1 = pull(corrected)
+        brain = pull(seg.brain.astype(np.float32)) > 0.5
+        tpms = np.stack([np.clip(pull(seg.pvms[k]), 0.0, 1.0) for k in range(3)])
+        transform = Path(composite).read_bytes()
+    seconds = time.perf_counter() - started
+    log.info("ANTs SyN to the template in %.1f s", seconds)
+    return InTemplate("syn", t1, brain, tpms, ".h5", transform, seconds)

@@ -125,7 +125,7 @@ def _analyse_anat(nifti: Path, settings: QcSettings) -> tuple[QCResult, object |
     from datman_flow.qc.anat import anat_analysis
 
     analysis = anat_analysis(nifti, settings)
-    return analysis.result, analysis.segmentation.brain
+    return analysis.result, analysis
 
 
 def _analyse_fmri(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | None]:
@@ -146,12 +146,14 @@ def _analyse_dwi(nifti: Path, settings: QcSettings) -> tuple[QCResult, object | 
 
 
 def _picture_anat(nifti: Path, result: QCResult, reuse: object | None, out_png: Path) -> Path:
-    """``reuse``: the brain mask of the analysis; without it the picture finds a quick one."""
+    """``reuse``: the AnatAnalysis (or its brain mask); without it the picture finds a quick one."""
     import numpy as np
 
+    from datman_flow.qc.anat import AnatAnalysis
     from datman_flow.qc.anat_picture import anat_picture
 
-    return anat_picture(nifti, reuse if isinstance(reuse, np.ndarray) else None, out_png, result.metrics,
+    brain = reuse.segmentation.brain if isinstance(reuse, AnatAnalysis) else reuse
+    return anat_picture(nifti, brain if isinstance(brain, np.ndarray) else None, out_png, result.metrics,
                         result.convention or None)
 
 

@@ -8,6 +8,7 @@ from datman_flow.store.rows import (
     CheckRow,
     HeaderDiffRow,
     HeaderParameterRow,
+    MorphometryRow,
     QcFlagRow,
     QcMetricRow,
     QcSeriesRow,
@@ -16,5 +17,5 @@ from datman_flow.store.rows import (
 )
 from datman_flow.store.schema import TABLES
 
-__all__ = ["TABLES", "CheckRow", "HeaderDiffRow", "HeaderParameterRow", "MetricStore", "QcFlagRow", "QcMetricRow",
-           "QcSeriesRow", "SeriesRow", "SessionRow", "ensure_views", "open_store", "query"]
+__all__ = ["TABLES", "CheckRow", "HeaderDiffRow", "HeaderParameterRow", "MetricStore", "MorphometryRow", "QcFlagRow",
+           "QcMetricRow", "QcSeriesRow", "SeriesRow", "SessionRow", "ensure_views", "open_store", "query"]

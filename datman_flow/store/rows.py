@@ -171,5 +171,28 @@ class QcFlagRow:
     software: str = ""  # the scanner software the history was matched on
 
 
+@dataclass(frozen=True)
+class MorphometryRow:
+    """A T1w's volumes (ml) from the QC's tissue maps, one row per series whose structural
+    derivatives were written (qc/derivatives.py): TIV = CSF + GM + WM (partial-volume sums), the
+    brain mask's volume, and how its MNI152 normalisation went."""
+
+    TABLE: ClassVar[str] = "morphometry"
+    session: str
+    series_number: str
+    tag: str
+    tiv_ml: float
+    gm_ml: float
+    wm_ml: float
+    csf_ml: float
+    brain_ml: float
+    template: str
+    normalisation: str  # affine | syn
+    brain_dice: float  # brain overlap with the template's brain mask after normalisation
+    software_version: str
+    computed_at: datetime
+
+
 ROW_TYPES: tuple[type, ...] = (SessionRow, SeriesRow, CheckRow, HeaderParameterRow, HeaderDiffRow,
-                               QcMetricRow, QcSeriesRow, QcFlagRow, *REVIEW_ROW_TYPES, *WEBAPI_ROW_TYPES)
+                               QcMetricRow, QcSeriesRow, QcFlagRow, MorphometryRow, *REVIEW_ROW_TYPES,
+                               *WEBAPI_ROW_TYPES)
