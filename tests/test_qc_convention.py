@@ -254,3 +254,14 @@ def test_an_unknown_convention_is_refused_with_file_and_line(tmp_path):
     assert "mriqc24" in issue and "mriqc22" in issue
     with pytest.raises(ConfigError):
         load_config(root, env={})
+
+
+def test_the_normalisation_is_a_study_setting(lab):
+    configs, _ = lab
+    assert load_config(configs, env={}).studies["SPN01"].qc.normalisation == "affine"  # the default
+    study = configs / "studies" / "SPINS.yml"
+    study.write_text(study.read_text().replace("sites:\n", "qc: {normalisation: syn}\nsites:\n", 1))
+    assert load_config(configs, env={}).studies["SPN01"].qc.normalisation == "syn"
+    study.write_text(study.read_text().replace("qc: {normalisation: syn}", "qc: {normalisation: nonlinear}"))
+    [issue] = check_config(configs, env={})
+    assert issue.message == "qc.normalisation: got 'nonlinear'; expected 'affine' or 'syn'"

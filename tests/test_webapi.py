@@ -25,7 +25,7 @@ from measured_helpers import QC_LABEL, md5_of, measured_copy
 from webapi_standin import WebapiStandin
 
 TOKEN = "secret-webapi-token"
-T1_GAP = ("tpm_overlap_csf", "tpm_overlap_gm", "tpm_overlap_wm")  # what datman-flow does not compute
+TPM = ("tpm_overlap_csf", "tpm_overlap_gm", "tpm_overlap_wm")  # the last T1w IQMs computed (the MNI registration)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -57,12 +57,12 @@ def sent_rows(data: Path) -> list[WebapiSubmissionRow]:
     return MetricStore.under(data).read(WebapiSubmissionRow, QC_LABEL)
 
 
-def test_a_measured_session_s_bold_record_is_accepted_and_the_t1_gap_named(measured, capsys):
+def test_a_measured_session_s_bold_and_t1w_records_are_accepted(measured, capsys):
     data, rows = measured
     with WebapiStandin(TOKEN) as api:
         assert submit(data, api) == 0
     printed = capsys.readouterr().out
-    assert api.accepted["T1w"] == [] and len(api.accepted["bold"]) == 1 and api.refused == []
+    assert len(api.accepted["T1w"]) == 1 and len(api.accepted["bold"]) == 1 and api.refused == []
     record = api.accepted["bold"][0]
     meta, prov = record["bids_meta"], record["provenance"]
     assert meta["modality"] == "bold"
@@ -73,12 +73,14 @@ def test_a_measured_session_s_bold_record_is_accepted_and_the_t1_gap_named(measu
     assert prov["md5sum"] == hashlib.md5(nifti.read_bytes()).hexdigest() == md5_of(rows["RST"])
     assert set(prov) == {"version", "md5sum", "software"} and prov["software"] == "datman-flow"
     assert record["tsnr"] > 0 and "datman_flags" not in record
-    assert api.authorizations == [TOKEN]
+    assert api.authorizations == [TOKEN, TOKEN]
 
     assert f"{QC_LABEL} series 3 (RST): sent, _id {record['_id']}" in printed
-    assert f"{QC_LABEL} series 2 (T1): not sendable: missing required IQMs {', '.join(T1_GAP)}" in printed
+    [t1w] = api.accepted["T1w"]
+    assert f"{QC_LABEL} series 2 (T1): sent, _id {t1w['_id']}" in printed
+    assert all(0 < t1w[name] < 1 for name in TPM)  # measured, not made up
     assert f"{QC_LABEL} series 4 (DTI60): not sent: dwi series" in printed
-    [row] = sent_rows(data)
+    [row] = [r for r in sent_rows(data) if r.modality == "bold"]
     assert (row.series_number, row.modality, row.md5sum, row.endpoint, row.api_id) == (
         "3", "bold", prov["md5sum"], f"{api.url}/api/v1", record["_id"])
     assert isinstance(row.sent_at, datetime)
@@ -90,12 +92,12 @@ def test_a_second_submit_sends_nothing(measured, capsys):
         assert submit(data, api) == 0
         capsys.readouterr()
         assert submit(data, api) == 0
-    assert len(api.accepted["bold"]) == 1 and len(sent_rows(data)) == 1
+    assert len(api.accepted["bold"]) == 1 and len(api.accepted["T1w"]) == 1 and len(sent_rows(data)) == 2
     printed = capsys.readouterr().out
     assert f"{QC_LABEL} series 3 (RST): already sent on" in printed and "sent, _id" not in printed
     with WebapiStandin(TOKEN) as other:  # another endpoint: sent there too
         assert submit(data, other) == 0
-    assert len(other.accepted["bold"]) == 1 and len(sent_rows(data)) == 2
+    assert len(other.accepted["bold"]) == 1 and len(sent_rows(data)) == 4
 
 
 def test_a_refused_record_is_reported_with_the_server_s_reason_and_not_recorded(measured, capsys):
@@ -104,10 +106,11 @@ def test_a_refused_record_is_reported_with_the_server_s_reason_and_not_recorded(
         assert submit(data, strict) == 1
     printed = capsys.readouterr().out
     assert "series 3 (RST): refused (" in printed and "refused it (422): gcor_v2: required field" in printed
-    assert sent_rows(data) == [] and strict.accepted["bold"] == []
+    assert [r.modality for r in sent_rows(data)] == ["T1w"] and strict.accepted["bold"] == []  # the T1w went
     with WebapiStandin(TOKEN) as api:  # not recorded as sent: it goes the next time
         assert submit(data, f"{api.url}/api/v1/") == 0
-    assert len(api.accepted["bold"]) == 1 and [r.endpoint for r in sent_rows(data)] == [f"{api.url}/api/v1"]
+    assert len(api.accepted["bold"]) == 1
+    assert [r.endpoint for r in sent_rows(data) if r.modality == "bold"] == [f"{api.url}/api/v1"]
 
 
 def test_a_wrong_token_or_no_server_is_a_failure_not_recorded(measured, capsys, monkeypatch):
@@ -130,7 +133,7 @@ def test_dry_run_prints_and_sends_nothing_even_without_a_token(measured, capsys,
     printed = capsys.readouterr().out
     assert api.authorizations == [] and sent_rows(data) == []
     assert "series 3 (RST): would send to" in printed and md5_of(rows["RST"]) in printed
-    assert '"TaskName": "rst"' in printed and "done: 2 skipped, 1 would send" in printed
+    assert '"TaskName": "rst"' in printed and "done: 1 skipped, 2 would send" in printed
     assert ("left out: datman_flags (not in the Web-API's schema); provenance.settings.convention (not in the "
             "Web-API's schema); provenance.settings.implementation") in printed
 
@@ -150,7 +153,7 @@ def test_a_blacklisted_series_is_not_sent(measured, capsys):
         user="ana", created=datetime(2026, 1, 1))])
     with WebapiStandin(TOKEN) as api:
         assert submit(data, api) == 0
-    assert api.authorizations == [] and sent_rows(data) == []
+    assert [r.modality for r in sent_rows(data)] == ["T1w"] and api.accepted["bold"] == []
     assert f"{QC_LABEL} series 3 (RST): not sent: blacklisted by a reviewer" in capsys.readouterr().out
 
 
@@ -159,20 +162,17 @@ def test_a_study_s_sessions_and_usage_errors(measured, capsys):
     with WebapiStandin(TOKEN) as api:
         assert main(["webapi", "submit", "--study", "SPN01", "--endpoint", f"{api.url}/api/v1",
                      "--data-dir", str(data)]) == 0
-        assert len(api.accepted["bold"]) == 1
+        assert len(api.accepted["bold"]) == 1 and len(api.accepted["T1w"]) == 1
         assert main(["webapi", "submit", "--study", "SPN99", "--data-dir", str(data)]) == 2
         assert main(["webapi", "submit", "--session", "not a label", "--data-dir", str(data)]) == 2
         assert main(["webapi", "submit", "--session", QC_LABEL, "--endpoint", "ftp://x", "--data-dir", str(data)]) == 2
 
 
-def test_a_t1w_record_with_every_required_iqm_is_accepted(measured, t1_metrics, capsys):
-    """If the three missing IQMs existed (made up here, in a test only), the T1w record would pass
-    the server's schema as it is built: sizes as integers, the rest as floats."""
+def test_a_t1w_record_passes_the_server_s_schema_as_measured(measured, t1_metrics, capsys):
+    """The T1w record as measured (tpm_overlap_* from the MNI registration included) passes the
+    server's schema as it is built: sizes as integers, the rest as floats."""
     data, rows = measured
     t1 = rows["T1"]
-    record = json.loads(Path(t1.json_path).read_text())
-    record.update(dict.fromkeys(T1_GAP, 0.5))
-    Path(t1.json_path).write_text(json.dumps(record))
     with WebapiStandin(TOKEN) as api:
         assert submit(data, api) == 0
     [sent] = api.accepted["T1w"]
@@ -208,11 +208,14 @@ def test_the_record_keeps_mriqc_s_whitelist_and_the_server_s_types():
         webapi_record(mriqc, scan_id, "dwi", "DTI60")
 
 
-def test_the_gap_is_exactly_three_t1w_iqms_and_none_for_bold(qc_session, t1_metrics):
+def test_no_required_iqm_is_missing_for_t1w_or_bold(qc_session, t1_metrics):
     scan_id = parse_session_label(QC_LABEL)
     t1 = next(q for q in qc_session[1] if q.kind == "anat")
     t1_record = mriqc_record(QCResult("anat", t1_metrics), Path(str(t1.series.nifti_path)))
-    assert webapi_record(t1_record, scan_id, "anat", "T1").missing == T1_GAP
+    full = webapi_record(t1_record, scan_id, "anat", "T1")
+    assert full.missing == () and full.sendable, full.why_not
+    without = {k: v for k, v in t1_record.items() if k not in TPM}  # measured before issue 13: named, not made up
+    assert webapi_record(without, scan_id, "anat", "T1").missing == TPM
     rst = next(q for q in qc_session[1] if q.kind == "fmri")
     bold = webapi_record(json.loads(Path(rst.json_path).read_text()), scan_id, "fmri", "RST")
     assert bold.missing == () and bold.sendable, bold.why_not

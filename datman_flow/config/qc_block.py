@@ -3,6 +3,7 @@
     qc:
       convention: mriqc24   # or mriqc22
       anat_engine: builtin  # or ants
+      normalisation: affine # or syn (ANTs SyN for the T1w's MNI152 derivatives; the same extra)
 
 Study level only: a study's T1w metrics must be comparable between its sites.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from datman_flow.qc.settings import AnatEngine, Convention, QcSettings
+from datman_flow.qc.settings import AnatEngine, Convention, Normalisation, QcSettings
 
 
 class QcYaml(BaseModel):
@@ -20,6 +21,7 @@ class QcYaml(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     convention: Convention = "mriqc24"
     anat_engine: AnatEngine = "builtin"
+    normalisation: Normalisation = "affine"
 
     def settings(self) -> QcSettings:
-        return QcSettings(convention=self.convention, anat_engine=self.anat_engine)
+        return QcSettings(convention=self.convention, anat_engine=self.anat_engine, normalisation=self.normalisation)

@@ -2,9 +2,9 @@
 way MRIQC's `upload_qc_metrics` builds one: the IQMs at the top level, `bids_meta` cut to MRIQC's
 whitelist with the subject and session SHA-256-hashed, `provenance` cut to its whitelist.
 
-Nothing is made up: an IQM the Web-API requires that datman-flow does not compute (the T1w's
-`tpm_overlap_*`: they need a registration to MNI space) makes the record not sendable, with the
-names; an IQM that is not a finite number likewise. Values
+Nothing is made up: an IQM the Web-API requires that a record lacks (a T1w measured before
+datman-flow computed `tpm_overlap_*` from its MNI registration) makes the record not sendable,
+with the names; an IQM that is not a finite number likewise. Values
 are given the schema's types where that loses nothing (64.0 -> 64 for an integer field); a
 bids_meta field whose value the Web-API's type refuses (a 1.5 T `MagneticFieldStrength`, an
 `ImagingFrequency` of 123.25, a numeric `PartialFourier`) is left out and named, never rounded.
