@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-trends bench-outliers bench-review clean
+.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-derivatives bench-trends bench-outliers bench-review clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,9 @@ bench: setup         ## benchmarks/ingest.py on the Philips session of ../shared
 
 bench-qc: setup      ## benchmarks/qc.py: QC metrics of the Philips MPRAGE, BOLD and DTI
 	$(BIN)/python benchmarks/qc.py
+
+bench-derivatives: setup ## benchmarks/derivatives.py: what the T1w's derivatives and MNI normalisation add to its QC
+	$(BIN)/python benchmarks/derivatives.py
 
 bench-trends: setup  ## benchmarks/trends.py: the qc_trends step on a store of 1,000 synthetic sessions
 	PYTHONPATH=. $(BIN)/python benchmarks/trends.py
