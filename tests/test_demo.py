@@ -86,7 +86,9 @@ def test_the_demo_study_released_as_valid_bids(demo):
                "--out", str(out)]
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "participants: " in first.stdout and "4 visit(s) written, 0 unchanged, 0 removed" in first.stdout
+    assert "participants: " in first.stdout and \
+        "4 visit(s) written, 0 unchanged, 0 removed; 4 T1w with derivatives" in first.stdout
+    assert "derivatives not exported" not in first.stdout
     assert "left out session SPN01_CMH_0005_01_01: not signed off by a reviewer (bids: require_sign_off)" \
         in first.stdout
     assert "left out SPN01_CMH_0004_01_01 series 4 (DTI60): blacklisted by demo: motion" in first.stdout

@@ -115,7 +115,7 @@ def test_siemens_xa30_enhanced(ingest):
     assert series["7"].n_frames == 20 * 33 and series["7"].n_files == 20
     checks = {name: passed for name, passed, *_ in run.checks}
     assert checks == {"expected_series": True, "header_drift": True, "qc_outliers": False, "healthy": False,
-                      "review": False}  # nobody has reviewed it yet: pending
+                      "review": False, "normalisation": True}  # nobody has reviewed it yet: pending
     # a short, low-resolution QA scan (its T1's wm2max below and inu_range above MRIQC's usual
     # ranges: 2 mm, coil shading without prescan normalise; under the default mriqc24 SNR has no
     # typical range), flagged while the site has no history, and so the session needs a look
@@ -190,5 +190,15 @@ def test_the_real_sessions_released_as_valid_bids(ingest):
     assert "sub-PHI0001_ses-01_T1w.nii.gz" in philips and "sub-PHI0001_ses-01_dwi.nii.gz" in philips
     for left in done.left_out:  # every series left out says why; none of the tagged ones with a BIDS place
         assert left.reason and (left.tag in ("", None) or left.reason.startswith("dcm2niix output")), left
-    assert_valid(out)
+    derivatives = out / "derivatives" / "datman-flow"
+    assert sorted(p.name for p in derivatives.glob("sub-PHI0001/ses-01/anat/*.nii.gz")) == [
+        f"sub-PHI0001_ses-01_{suffix}.nii.gz" for suffix in (
+            "desc-brain_mask", "desc-preproc_T1w", "dseg", "label-CSF_probseg", "label-GM_probseg",
+            "label-WM_probseg", "space-MNI152NLin2009aSym_desc-brain_mask", "space-MNI152NLin2009aSym_desc-preproc_T1w")]
+    assert (derivatives / "sub-PHI0001/ses-01/anat/"
+            "sub-PHI0001_ses-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.txt").is_file()
+    morphometry = (derivatives / "morphometry.tsv").read_text().splitlines()
+    assert len(morphometry) == 4 and all("\taffine\t" in row for row in morphometry[1:])  # three T1w
+    assert done.derivatives == 3 and done.derivative_problems == []
+    assert_valid(out)  # the derivatives dataset too (--recursive)
     assert indexed_runs(out) == [n for n in exported if "/extra/" not in n]
