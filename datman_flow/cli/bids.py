@@ -9,7 +9,6 @@ import json
 import sys
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 from datman_flow.layout import DataLayout
 
@@ -42,7 +41,7 @@ def add_bids_command(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def bids_export(args: argparse.Namespace) -> int:
-    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir
+    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, output_folder
     from datman_flow.config import ConfigError, load_config
     from datman_flow.layout import config_dir_from
     from datman_flow.pipeline.bids import UnknownStudy, export_study
@@ -59,9 +58,8 @@ def bids_export(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    out = Path(args.out).expanduser() if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        print(f"{out}: a file, not a folder, is there", file=sys.stderr)
+    out = output_folder(args.out) if args.out else None
+    if args.out and out is None:
         return EXIT_USAGE
     try:
         done = export_study(config, layout, args.study, out=out, since=args.since)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from datman_flow.layout import DataLayout
 
@@ -27,7 +26,7 @@ def add_ratings_command(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def ratings_export(args: argparse.Namespace) -> int:
-    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, unknown_study
+    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, output_folder, unknown_study
     from datman_flow.export.ratings import export_ratings
 
     data_dir = existing_data_dir(args.data_dir)
@@ -42,9 +41,8 @@ def ratings_export(args: argparse.Namespace) -> int:
         if problem:
             print(problem, file=sys.stderr)
             return EXIT_USAGE
-    out_dir = Path(args.dir).expanduser()
-    if out_dir.exists() and not out_dir.is_dir():
-        print(f"{out_dir}: a file, not a folder, is there", file=sys.stderr)
+    out_dir = output_folder(args.dir)
+    if out_dir is None:
         return EXIT_USAGE
     done = export_ratings(data_dir, out_dir, args.study)
     tables = done.tables

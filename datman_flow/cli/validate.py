@@ -1,5 +1,6 @@
 """What an operator names on the command line, checked before anything is read: the data
-folder (read-only commands never create one) and a study code (unknown: did-you-mean)."""
+folder (read-only commands never create one), an output folder, and a study code (unknown:
+did-you-mean)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,16 @@ def existing_data_dir(option: str | None) -> Path | None:
     what = "a file, not a folder, is there" if data_dir.exists() else "nothing has been ingested there"
     print(f"no data folder at {data_dir}: {what}; set --data-dir or DATMAN_DATA_DIR", file=sys.stderr)
     return None
+
+
+def output_folder(option: str) -> Path | None:
+    """A folder to write into (made later if missing), or None after saying on stderr that a file
+    is in its place."""
+    folder = Path(option).expanduser()
+    if folder.exists() and not folder.is_dir():
+        print(f"{folder}: a file, not a folder, is there", file=sys.stderr)
+        return None
+    return folder
 
 
 def configured_studies(config_dir: Path) -> tuple[list[str], str]:
