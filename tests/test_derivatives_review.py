@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import nibabel as nib
 import numpy as np
 import pytest
 from PIL import Image
 
+from datman_flow.export.ratings import export_ratings
 from datman_flow.layout import DataLayout
 from datman_flow.naming import parse_session_label
 from datman_flow.pipeline.persist import series_row
@@ -20,9 +23,9 @@ from datman_flow.pipeline.review_images import ensure_review_images, review_imag
 from datman_flow.qc.derivatives import MANIFEST, SPACE, stem_of
 from datman_flow.qc.mni_template import load_template
 from datman_flow.qc.normalisation_picture import BRAIN_EDGE, WM_EDGE, normalisation_paths
-from datman_flow.review.scales import STEP_OF_QC_TYPE, Step
+from datman_flow.review.scales import STEP_OF_QC_TYPE, Display, Rating, Step
 from datman_flow.store import QcSeriesRow, SeriesRow
-from datman_flow.store.review_rows import RatingImageRow
+from datman_flow.store.review_rows import RatingImageRow, RatingRow, RatingSessionRow
 
 QC_LABEL = "SPN01_CMH_0001_01_01"  # conftest's qc_session
 
@@ -108,3 +111,22 @@ def test_the_review_app_serves_the_normalisation_pictures(session):
     assert len(rows) == 3
     for row in rows:
         assert picture_file(layout.root, QC_LABEL, Path(row.img).name) == (layout.root / row.img).resolve()
+
+
+def test_a_rated_normalisation_picture_leaves_in_the_a2cps_tables_under_step_1(session, tmp_path):
+    layout, _, mni = session
+    [picture] = [r for r in ensure_review_images(layout, QC_LABEL)
+                 if r.step == Step.SPATIAL_NORMALIZATION and r.display == Display.Z]
+    store = layout.metric_store
+    [sitting] = store.append(RatingSessionRow, QC_LABEL, [RatingSessionRow(
+        id=0, step=picture.step, user="ana", created=datetime(2026, 3, 4), scan_session=QC_LABEL)])
+    store.append(RatingRow, QC_LABEL, [RatingRow(id=0, source_data_issue=False, rating=int(Rating.FAIL),
+                                                 img_id=picture.id, session=sitting.id, notes="tilted",
+                                                 created=datetime(2026, 3, 4), scan_session=QC_LABEL)])
+    out = tmp_path / "a2cps"
+    export_ratings(layout.root, out, "SPN01")
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT i.step, i.file1, r.rating, r.notes, s.step FROM read_parquet('{out}/rating.parquet') r "
+                           f"JOIN read_parquet('{out}/image.parquet') i ON i.id = r.img_id "
+                           f"JOIN read_parquet('{out}/session.parquet') s ON s.id = r.session").fetchall()
+    assert rows == [(1, str(mni.relative_to(layout.root)), int(Rating.FAIL), "tilted", 1)]
