@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from peak_memory import PEAK_MB
 
 
