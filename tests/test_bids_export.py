@@ -227,6 +227,13 @@ def test_dates_shifted_for_the_whole_study(tmp_path):
     # --since: only the later visit is looked at, the earlier one stays as it is
     done = export(data, config_dir, out, since=date(2024, 2, 1)).participants
     assert done.unchanged == ["sub-AAA0001/ses-02"] and (out / "sub-AAA0001/ses-01").is_dir()
+    # a repeat of visit 01 scanned later: --since brings in the whole visit, its first repeat kept
+    add_session(data, "TST_AAA_0001_01_02", FULL[:1], scan_date="20240310")
+    done = export(data, config_dir, out, since=date(2024, 3, 5)).participants
+    assert done.written == ["sub-AAA0001/ses-01"] and done.unchanged == []
+    assert sorted(p.name for p in out.glob("sub-AAA0001/ses-01/*/*.nii.gz")) == [
+        "sub-AAA0001_ses-01_run-1_T1w.nii.gz", "sub-AAA0001_ses-01_run-2_T1w.nii.gz",
+        "sub-AAA0001_ses-01_task-rest_bold.nii.gz"]
 
 
 def test_phantoms_go_to_their_own_dataset(tmp_path):

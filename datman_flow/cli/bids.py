@@ -34,7 +34,8 @@ def add_bids_command(sub: argparse._SubParsersAction, add_dirs) -> None:
     export.add_argument("--study", metavar="CODE", required=True)
     export.add_argument("--out", metavar="DIR", help="the dataset's folder (default <data>/bids/<STUDY>)")
     export.add_argument("--since", metavar="DATE", type=_date,
-                        help="only sessions scanned on or after DATE (YYYY-MM-DD); the others stay as they are")
+                        help="only the visits with a session scanned on or after DATE (YYYY-MM-DD), each with all "
+                             "its repeats; the other visits stay as they are")
     export.add_argument("--json", action="store_true", help="print the report as JSON")
     add_dirs(export)
     export.set_defaults(func=bids_export)

@@ -146,9 +146,10 @@ def _lock_name(dataset: Path) -> str:
 def export_study(config: LabConfig, layout: DataLayout, study_code: str, *, out: Path | None = None,
                  since: date | None = None, labels: Sequence[str] | None = None) -> BidsExport:
     """Bring the study's BIDS datasets up to date: `out` (default <data>/bids/<STUDY>) for its
-    participants, `<out>_phantoms` for its phantoms. `since`: only sessions scanned on or after
-    that date are looked at (the others stay as they are); `labels`: only the visits of those
-    sessions (a session's own asset run)."""
+    participants, `<out>_phantoms` for its phantoms. `since`: only the visits with a session
+    scanned on or after that date are looked at (the others stay as they are); `labels`: only the
+    visits of those sessions (a session's own asset run). A visit is always planned with every
+    repeat it has."""
     study = config.study(study_code)
     if study is None:
         raise UnknownStudy(f"study {study_code!r} is not configured (known: {', '.join(sorted(config.studies))})")
@@ -157,14 +158,13 @@ def export_study(config: LabConfig, layout: DataLayout, study_code: str, *, out:
     rows = []
     for row in study_sessions(layout.metric_store, study.code):
         try:
-            scan_id = parse_session_label(row.session)
+            rows.append((parse_session_label(row.session), row))
         except InvalidLabel as exc:
             log.warning("session %r left out of the BIDS export: %s", row.session, exc)
-            continue
-        day = parse_scan_date(row.scan_date)
-        if since is not None and (day is None or day < since):
-            continue
-        rows.append((scan_id, row))
+    # a visit is written whole: every repeat of a visit that a --since date or a label names
+    if since is not None:
+        wanted = {visit_of(s) for s, r in rows if (day := parse_scan_date(r.scan_date)) is not None and day >= since}
+        rows = [(s, r) for s, r in rows if visit_of(s) in wanted]
     if labels is not None:
         wanted = {visit_of(parse_session_label(label)) for label in labels}
         rows = [(s, r) for s, r in rows if visit_of(s) in wanted]
