@@ -241,7 +241,6 @@ def write_derivatives(nifti: Path, folder: Path, seg: Segmentation, corrected: n
                        in_template.seconds, seconds, folder / f"{stem}_{SPACE}_desc-preproc_T1w.nii.gz")
 
 
-
 def derive(nifti: Path, analysis, folder: Path, method: str, version: str, source_md5: str) -> Derivatives:
     """The derivatives of one measured T1w (``analysis``: its AnatAnalysis) by ``method``
     (affine: the QC's own registration; syn: ANTs, qc/ants_engine.py, RuntimeError naming the
