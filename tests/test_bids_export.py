@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from bids_helpers import assert_valid, exported_niftis, indexed_runs
 
+from datman_flow.atomic import current_umask
 from datman_flow.cli import main
 from datman_flow.config import load_config
 from datman_flow.layout import DataLayout
@@ -274,11 +275,6 @@ def test_hostile_records_are_refused_and_nothing_outside_is_touched(study):
     assert exported_niftis(out) == ["sub-AAA0001/ses-01/anat/sub-AAA0001_ses-01_T1w.nii.gz"]
     assert oct(os.stat(out / "participants.tsv").st_mode & 0o777) == oct(0o666 & ~current_umask())
 
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_drift_errors_left_out_only_when_the_study_says_so(tmp_path):

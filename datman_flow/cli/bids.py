@@ -10,8 +10,6 @@ import sys
 from collections import Counter
 from datetime import date
 
-from datman_flow.layout import DataLayout
-
 SHOWN = 30  # series left out named one by one; the rest counted
 
 
@@ -42,17 +40,13 @@ def add_bids_command(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def bids_export(args: argparse.Namespace) -> int:
-    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, output_folder
+    from datman_flow.cli.validate import EXIT_USAGE, existing_layout, output_folder
     from datman_flow.config import ConfigError, load_config
     from datman_flow.layout import config_dir_from
     from datman_flow.pipeline.bids import UnknownStudy, export_study
 
-    data_dir = existing_data_dir(args.data_dir)
-    if data_dir is None:
-        return EXIT_USAGE
-    layout = DataLayout(data_dir)
-    if not layout.metric_store.exists:
-        print(f"no metric store in {data_dir} yet: nothing has been ingested there", file=sys.stderr)
+    layout = existing_layout(args.data_dir, "nothing has been ingested there")
+    if layout is None:
         return EXIT_USAGE
     try:
         config = load_config(config_dir_from(args.config_dir))

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datman_flow.layout import DataLayout
-
 SHOWN_PROBLEMS = 20  # pictures named one by one; the rest counted
 
 
@@ -26,16 +24,13 @@ def add_ratings_command(sub: argparse._SubParsersAction, add_dirs) -> None:
 
 
 def ratings_export(args: argparse.Namespace) -> int:
-    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, output_folder, unknown_study
+    from datman_flow.cli.validate import EXIT_USAGE, existing_layout, output_folder, unknown_study
     from datman_flow.export.ratings import export_ratings
 
-    data_dir = existing_data_dir(args.data_dir)
-    if data_dir is None:
+    layout = existing_layout(args.data_dir, "nothing has been reviewed there")
+    if layout is None:
         return EXIT_USAGE
-    store = DataLayout(data_dir).metric_store
-    if not store.exists:  # reading would create it
-        print(f"no metric store in {data_dir} yet: nothing has been reviewed there", file=sys.stderr)
-        return EXIT_USAGE
+    data_dir, store = layout.root, layout.metric_store
     if args.study:
         problem = unknown_study(args.study, args.config_dir, store)
         if problem:

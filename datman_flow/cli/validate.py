@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from datman_flow.config import ConfigError, load_config
-from datman_flow.layout import config_dir_from, data_dir_from
+from datman_flow.layout import DataLayout, config_dir_from, data_dir_from
 from datman_flow.store import MetricStore
 from datman_flow.store.queries import recorded_studies
 from datman_flow.suggest import did_you_mean
@@ -24,6 +24,19 @@ def existing_data_dir(option: str | None) -> Path | None:
     what = "a file, not a folder, is there" if data_dir.exists() else "nothing has been ingested there"
     print(f"no data folder at {data_dir}: {what}; set --data-dir or DATMAN_DATA_DIR", file=sys.stderr)
     return None
+
+
+def existing_layout(option: str | None, nothing_yet: str) -> DataLayout | None:
+    """The data folder's layout when it exists and holds a metric store (reading one would create
+    it), or None after saying on stderr what is missing (`nothing_yet`: why there is no store)."""
+    data_dir = existing_data_dir(option)
+    if data_dir is None:
+        return None
+    layout = DataLayout(data_dir)
+    if not layout.metric_store.exists:
+        print(f"no metric store in {data_dir} yet: {nothing_yet}", file=sys.stderr)
+        return None
+    return layout
 
 
 def output_folder(option: str) -> Path | None:

@@ -41,8 +41,7 @@ def endpoint_of(text: str) -> str | None:
 
 
 def webapi_submit(args: argparse.Namespace) -> int:
-    from datman_flow.cli.validate import EXIT_USAGE, existing_data_dir, unknown_study
-    from datman_flow.layout import DataLayout
+    from datman_flow.cli.validate import EXIT_USAGE, existing_layout, unknown_study
     from datman_flow.naming import InvalidLabel, parse_session_label
     from datman_flow.store.export_queries import measured_sessions
 
@@ -54,13 +53,10 @@ def webapi_submit(args: argparse.Namespace) -> int:
     if not token and not args.dry_run:
         print(f"no Web-API token: set {TOKEN_VAR} (or use --dry-run to see what would be sent)", file=sys.stderr)
         return EXIT_USAGE
-    data_dir = existing_data_dir(args.data_dir)
-    if data_dir is None:
+    layout = existing_layout(args.data_dir, "nothing has been measured there")
+    if layout is None:
         return EXIT_USAGE
-    layout = DataLayout(data_dir)
-    if not layout.metric_store.exists:  # reading would create it
-        print(f"no metric store in {data_dir} yet: nothing has been measured there", file=sys.stderr)
-        return EXIT_USAGE
+    data_dir = layout.root
     if args.study:
         problem = unknown_study(args.study, args.config_dir, layout.metric_store)
         if problem:

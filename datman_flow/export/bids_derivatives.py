@@ -15,13 +15,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from datman_flow.dicom.outputs import base_name
 from datman_flow.export.bids_plan import NIFTI, PlacedImage, PlannedFile
+from datman_flow.qc.derivatives import MANIFEST, PIPELINE
+from datman_flow.qc.measure import stem_of
 from datman_flow.safe_paths import is_safe_component
 
-PIPELINE = "datman-flow"
 FOLDER = f"derivatives/{PIPELINE}"
-MANIFEST_SUFFIX = "_derivatives.json"
 _SUFFIX = re.compile(r"(?:[a-zA-Z0-9]+-[a-zA-Z0-9]+_)*[a-zA-Z0-9]+(?:\.nii\.gz|\.txt|\.h5|\.mat|\.json|\.tsv)")
 MORPHOMETRY_COLUMNS = ("tiv_ml", "gm_ml", "wm_ml", "csf_ml")
 
@@ -36,7 +35,7 @@ class Derived:
 
 
 def manifest_path(folder: Path, source: Path) -> Path:
-    return folder / f"{base_name(source.name)}{MANIFEST_SUFFIX}"
+    return folder / f"{stem_of(source)}{MANIFEST}"
 
 
 def read_manifest(path: Path, source: Path) -> dict:

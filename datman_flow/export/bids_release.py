@@ -95,20 +95,21 @@ def release(dataset: Path, plans: Sequence[VisitPlan], info: DatasetInfo, *,
     clear_builds(dataset / FOLDER)
     ledger = Ledger.read(dataset)
     planned = {plan.visit.folder: plan for plan in plans}
+
+    def remove_visit(folder: str) -> None:  # its raw and derivative folders, and its ledger entry
+        remove_folder(dataset, folder)
+        remove_folder(dataset / FOLDER, folder)
+        del ledger.visits[folder]
+        report.removed.append(folder)
+
     for folder in sorted(set(ledger.visits) - set(planned)):
         if scope is None or folder in scope:
-            remove_folder(dataset, folder)
-            remove_folder(dataset / FOLDER, folder)
-            del ledger.visits[folder]
-            report.removed.append(folder)
+            remove_visit(folder)
     for folder, plan in sorted(planned.items()):
         report.left_out += plan.left_out
         if not plan.files:
             if folder in ledger.visits:
-                remove_folder(dataset, folder)
-                remove_folder(dataset / FOLDER, folder)
-                del ledger.visits[folder]
-                report.removed.append(folder)
+                remove_visit(folder)
             continue
         raw = list(plan.files) + [_scans_file(plan)]
         derived, morphometry, problems = _derivatives(plan, derivatives_of)

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from datman_flow.config import LabConfig, StudyConfig
@@ -29,6 +28,7 @@ from datman_flow.naming import InvalidLabel, ScanId, output_stem, parse_session_
 from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.review_state import BLACKLISTED, ReviewState, latest, review_state
 from datman_flow.pipeline.summary import Markdown, markdown_table
+from datman_flow.qc.measure import package_version
 from datman_flow.review.scales import Rating
 from datman_flow.safe_paths import UnsafePath, inside, is_safe_component
 from datman_flow.store import CheckRow, SeriesRow, SessionRow
@@ -52,13 +52,6 @@ class BidsExport:
     @property
     def reports(self) -> tuple[ReleaseReport, ReleaseReport]:
         return self.participants, self.phantoms
-
-
-def datman_version() -> str:
-    try:
-        return version("datman-flow")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _failed_series(images: Sequence[RatingImageRow], ratings: Sequence[RatingRow]) -> dict[str, str]:
@@ -184,7 +177,7 @@ def export_study(config: LabConfig, layout: DataLayout, study_code: str, *, out:
         plans = [plan_visit(visit, sessions, study.bids) for visit, sessions in sorted(visits.items())]
         scope = {visit.folder for visit in visits}
         info = DatasetInfo(study.name if not phantoms else f"{study.name} (phantoms)", study.bids,
-                           datman_version(), phantoms)
+                           package_version() or "unknown", phantoms)
         if not any(plan.files for plan in plans) and not (target / LEDGER).exists():  # nothing to start one with
             reports.append(ReleaseReport(target, left_out=left_out))
             continue

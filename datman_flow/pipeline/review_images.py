@@ -67,7 +67,7 @@ class ShownSeries:
 def normalised_series(layout: DataLayout, label: str, shown: ShownSeries) -> ShownSeries | None:
     """The SPATIAL_NORMALIZATION pictures of a shown T1w whose derivatives were written (its
     manifest and MNI-space T1 exist in the session's derivatives folder), else None."""
-    if shown.qc_type != "anat" or shown.step == Step.SPATIAL_NORMALIZATION:
+    if shown.qc_type != "anat":
         return None
     folder = layout.derivatives(parse_session_label(label))
     stem = stem_of(shown.nifti)

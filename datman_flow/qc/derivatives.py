@@ -26,6 +26,7 @@ import numpy as np
 
 from datman_flow.atomic import atomic_path, write_text_atomic
 from datman_flow.qc.derivative_images import canonical_affine, like, resample, save_nifti, to_original
+from datman_flow.qc.measure import stem_of
 from datman_flow.qc.mni_register import Registration
 from datman_flow.qc.mni_template import TEMPLATE_NAME, Template
 from datman_flow.qc.segment import Segmentation
@@ -81,11 +82,6 @@ class Derivatives:
     @property
     def passed(self) -> bool:
         return self.brain_dice >= self.threshold
-
-
-def stem_of(nifti: Path) -> str:
-    name = nifti.name
-    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
 
 
 def morphometry(seg: Segmentation, zooms) -> Morphometry:

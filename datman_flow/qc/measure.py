@@ -18,18 +18,28 @@ from datman_flow.qc.settings import DEFAULT_QC, QcSettings
 # kind -> key metric names, derived from the registry; kept for datman_flow.defs.qc_assets.
 
 
-def software_version() -> str:
+def package_version() -> str | None:
+    """datman-flow's installed version, None when it is not installed."""
     try:
-        return f"datman-flow {version('datman-flow')}"
+        return version("datman-flow")
     except PackageNotFoundError:
-        return "datman-flow (not installed)"
+        return None
+
+
+def software_version() -> str:
+    found = package_version()
+    return f"datman-flow {found}" if found else "datman-flow (not installed)"
+
+
+def stem_of(nifti: Path) -> str:
+    """`x.nii.gz` (or `x.nii`) -> `x`."""
+    name = nifti.name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
 
 
 def companion(nifti: Path, suffix: str) -> Path:
     """`x.nii.gz` -> `x<suffix>` (e.g. '.bval', '_qc.json')."""
-    name = nifti.name
-    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
-    return nifti.with_name(stem + suffix)
+    return nifti.with_name(stem_of(nifti) + suffix)
 
 
 @dataclass(frozen=True, eq=False)
