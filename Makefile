@@ -7,13 +7,13 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
-system-packages:     ## Debian packages the tests use (Chromium for the UI test), when missing and root
+system-packages:     ## Debian packages the tests use (Chromium, the PostgreSQL server), when missing and root
 	.ci/system-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,reference]"
+	$(BIN)/pip install --quiet -e ".[dev,reference,deploy]"
 	$(BIN)/pip install --quiet --no-deps mriqc==24.0.2 templateflow==25.1.2  # test-only: MRIQC's own metric code
 	touch $@
 

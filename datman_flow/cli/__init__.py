@@ -18,6 +18,7 @@ from datman_flow.cli import status as status_command
 from datman_flow.cli.alerts import add_alerts_command
 from datman_flow.cli.bids import add_bids_command
 from datman_flow.cli.gold import add_gold_commands
+from datman_flow.cli.instance import add_instance_command
 from datman_flow.cli.ratings import add_ratings_command
 from datman_flow.cli.review import add_review_command
 from datman_flow.cli.reviewer import add_reviewer_commands
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_command(sub)
     add_ratings_command(sub, add_dirs)
     add_bids_command(sub, add_dirs)
+    add_instance_command(sub)
     add_webapi_command(sub, add_dirs)
     add_reviewer_commands(sub, add_data_dir)
     add_alerts_command(sub, add_dirs)

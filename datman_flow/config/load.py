@@ -33,6 +33,7 @@ from datman_flow.config.models import LabConfig, SiteConfig, StudyConfig, TagInf
 from datman_flow.config.outliers import QcOutliersYaml, effective_outliers
 from datman_flow.config.patterns import PatternError, compile_pattern
 from datman_flow.config.qc_block import QcYaml
+from datman_flow.config.runs_block import load_runs
 from datman_flow.config.yaml_lines import read_yaml
 from datman_flow.drift.settings import HeaderCheckYaml
 from datman_flow.naming import PHANTOM, is_code
@@ -214,9 +215,11 @@ def _load(config_dir: Path, env: Mapping[str, str]) -> tuple[LabConfig | None, l
         issues.extend(file_issues)
         if study is not None:
             studies[study.code] = study
+    runs, run_issues = load_runs(config_dir, env)
+    issues.extend(run_issues)
     if issues:
         return None, issues
-    return LabConfig(config_dir=config_dir, tags=tags, studies=studies), []
+    return LabConfig(config_dir=config_dir, tags=tags, studies=studies, runs=runs), []
 
 
 def _study_files(folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 
 from datman_flow.config.bids_block import BidsMapping, BidsStudy
 from datman_flow.config.patterns import Pattern, PatternError, compile_pattern
+from datman_flow.config.runs_block import RunSettings
 from datman_flow.drift.settings import HeaderCheckSettings, HeaderCheckYaml, merge
 from datman_flow.qc.kinds import QCKind
 from datman_flow.qc.settings import DEFAULT_QC, QcSettings
@@ -154,6 +155,7 @@ class LabConfig(BaseModel):
     config_dir: Path
     tags: dict[str, TagInfo]
     studies: dict[str, StudyConfig]  # by study code
+    runs: RunSettings = RunSettings()  # runs.yml: run limits and priorities (config/runs_block.py)
 
     def study(self, code: str) -> StudyConfig | None:
         return self.studies.get(code)

@@ -6,6 +6,7 @@ from datman_flow.defs.checks import HEALTHY_SPEC, NORMALISATION_SPEC, QC_OUTLIER
 from datman_flow.defs.metadata import check_result, log_all, metadata
 from datman_flow.defs.partitions import SESSIONS
 from datman_flow.defs.resources import DatmanSettings
+from datman_flow.instance_yaml import QC_POOL
 from datman_flow.pipeline import summary
 from datman_flow.pipeline.health import health_outcome, judge, read_facts
 from datman_flow.pipeline.normalisation_check import normalisation_outcome
@@ -13,7 +14,7 @@ from datman_flow.pipeline.qc import qc_step
 from datman_flow.records import SeriesRecord
 
 
-@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"},
+@dg.asset(partitions_def=SESSIONS, group_name="session", kinds={"numpy"}, pool=QC_POOL,
           check_specs=[QC_OUTLIERS_SPEC, NORMALISATION_SPEC, HEALTHY_SPEC])
 def qc_metrics(context: dg.AssetExecutionContext, datman: DatmanSettings, nifti: list[SeriesRecord]):
     """MRIQC's image-quality metrics for every converted series whose tag has qc anat, fmri or dwi,

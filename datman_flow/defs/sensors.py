@@ -13,7 +13,9 @@ from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.study_assets import refresh_study_views_job
 from datman_flow.pipeline import watch
 from datman_flow.pipeline.locks import is_locked
+from datman_flow.pipeline.resolve import SessionRejected, resolve_session
 from datman_flow.pipeline.retry import RETRY_TAG
+from datman_flow.pipeline.run_tags import is_backfill, session_run_tags
 from datman_flow.xnat import XnatError
 
 POLL_SECONDS = 30
@@ -44,6 +46,15 @@ def report_finished_runs(context: dg.SensorEvaluationContext, datman: DatmanSett
         note = watch.finished(state, layout, label, attempts, now, delays) if label else None
         if note:
             (context.log.warning if note.gave_up else context.log.info)(note.message)
+
+
+def retry_tags(config, label: str) -> dict[str, str]:
+    """A retry's queue tags: its XNAT server, at an arrival's priority (it is late already)."""
+    try:
+        target = resolve_session(config, label)
+    except SessionRejected:  # its configuration changed meanwhile: the run itself says why
+        return {}
+    return session_run_tags(target.study.xnat.url, config.runs, backfill=False)
 
 
 @dg.sensor(jobs=[ingest_session_job, refresh_study_views_job], minimum_interval_seconds=POLL_SECONDS,
@@ -87,9 +98,13 @@ def new_xnat_sessions(context: dg.SensorEvaluationContext, datman: DatmanSetting
     new_labels = [label for label in labels if not context.instance.has_dynamic_partition(SESSIONS.name, label)]
     runs = [dg.RunRequest(run_key=new.run_key, partition_key=new.target.label, job_name=ingest_session_job.name,
                           tags={**SOURCE_TAG, "xnat_id": new.experiment.id,
+                                **session_run_tags(new.target.study.xnat.url, config.runs,
+                                                   backfill=not new.changed and is_backfill(new.experiment,
+                                                                                            config.runs, now)),
                                 **({CHANGED_TAG: "true"} if new.changed else {})}) for new in found.new]
     runs += [dg.RunRequest(run_key=f"{label}#retry{attempt}", partition_key=label, job_name=ingest_session_job.name,
-                           tags={**SOURCE_TAG, RETRY_TAG: str(attempt)}) for label, attempt in found.retries]
+                           tags={**SOURCE_TAG, RETRY_TAG: str(attempt), **retry_tags(config, label)})
+             for label, attempt in found.retries]
     return dg.SensorResult(
         run_requests=runs + board,
         dynamic_partitions_requests=[SESSIONS.build_add_request(new_labels)] if new_labels else [],
