@@ -30,6 +30,7 @@ PRIORITY_TAG = "dagster/priority"  # the run queue takes higher values first
 QC_POOL = "qc"  # the pool of the qc_metrics step
 PG_ENV = {"hostname": "DAGSTER_PG_HOST", "port": "DAGSTER_PG_PORT", "username": "DAGSTER_PG_USER",
           "password": "DAGSTER_PG_PASSWORD", "db_name": "DAGSTER_PG_DB"}
+PG_SCHEME = "postgresql+psycopg2"
 # what a run's container needs from the daemon's environment (DockerRunLauncher passes these on)
 RUN_ENV = ("XNAT_USER", "XNAT_PASS", "DATMAN_CONFIG_DIR", "DATMAN_DATA_DIR", "DATMAN_XNAT_URL",
            "DATMAN_PICTURES_URL", "DATMAN_REVIEW_URL", *PG_ENV.values())
@@ -56,7 +57,9 @@ def instance_config(runs: RunSettings, storage: Storage = "sqlite", launcher: La
         "telemetry": {"enabled": False},
     }
     if storage == "postgres":
-        config["storage"] = {"postgres": {"postgres_db": {key: {"env": var} for key, var in PG_ENV.items()}}}
+        # the driver named: SQLAlchemy 2.1 takes plain `postgresql` for psycopg 3, dagster-postgres brings psycopg2
+        config["storage"] = {"postgres": {"postgres_db": {**{key: {"env": var} for key, var in PG_ENV.items()},
+                                                          "scheme": PG_SCHEME}}}
     if launcher == "docker":
         config["run_launcher"] = {"module": "dagster_docker", "class": "DockerRunLauncher", "config": {
             "env_vars": list(RUN_ENV), "networks": [DOCKER_NETWORK],

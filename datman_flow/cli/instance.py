@@ -30,6 +30,17 @@ def add_instance_command(sub: argparse._SubParsersAction) -> None:
     write.add_argument("--out", metavar="FILE", help="write here (atomically) instead of printing")
     write.add_argument("--config-dir", help="configs folder (default: env DATMAN_CONFIG_DIR, else ./configs)")
     write.set_defaults(func=instance_yaml_command)
+    move = instance_sub.add_parser(
+        "move", help="copy Dagster's history (runs, sensor cursors, session partitions) to another instance",
+        description="From one DAGSTER_HOME (e.g. SQLite files) to another (e.g. one whose dagster.yaml uses "
+                    "PostgreSQL): the sensors' cursors and state, the sessions' partitions and every finished run "
+                    "with its events. Stop the Dagster daemon first. Running it again finishes a stopped move; "
+                    "the old instance is left as it was.")
+    move.add_argument("--from", dest="source", metavar="DAGSTER_HOME", required=True,
+                      help="the folder of the old instance's dagster.yaml")
+    move.add_argument("--to", dest="target", metavar="DAGSTER_HOME", required=True,
+                      help="the folder of the new instance's dagster.yaml")
+    move.set_defaults(func=instance_move_command)
 
 
 def instance_yaml_command(args: argparse.Namespace) -> int:
@@ -56,4 +67,28 @@ def instance_yaml_command(args: argparse.Namespace) -> int:
     print(f"{out}: at most {runs.max_concurrent_runs} runs at once, {runs.pulls_per_xnat} per XNAT server, "
           f"{runs.qc_slots} QC at once; storage {args.storage}, launcher {args.launcher}. Restart the Dagster "
           "daemon and webserver to apply it.")
+    return 0
+
+
+def instance_move_command(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from datman_flow.defs.instance_move import MoveRefused, move_history
+
+    source, target = Path(args.source).resolve(), Path(args.target).resolve()
+    problem = (f"no folder {source}" if not source.is_dir()
+               else f"no dagster.yaml in {target}: write the new instance's first (datman-flow instance yaml --out)"
+               if not (target / "dagster.yaml").is_file()
+               else "--from and --to are the same folder" if source == target else None)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    with dg.DagsterInstance.from_config(str(source)) as old, dg.DagsterInstance.from_config(str(target)) as new:
+        try:
+            moved = move_history(old, new)
+        except MoveRefused as exc:
+            print(f"not moved: {exc}", file=sys.stderr)
+            return 1
+    print(f"moved {moved.runs} run(s) with {moved.events} event(s) ({moved.runs_already_there} already there), "
+          f"{moved.partitions} session partition(s), {moved.sensor_states} sensor state(s) from {source} to {target}")
     return 0
