@@ -115,6 +115,21 @@ def run_headless(root: Path, samples, config_dir: Path) -> int:
     return 1 if failed else 0
 
 
+def write_instance_yaml(home: Path) -> None:
+    """The lab's run queue and QC pool (runs.yml) in the demo's instance, as a lab would run it;
+    a dagster.yaml the demo's user wrote is left alone."""
+    from datman_flow.config import ConfigError, load_config
+    from datman_flow.instance_yaml import instance_yaml
+
+    target = home / "dagster.yaml"
+    if target.exists():
+        return
+    try:
+        write_text_atomic(target, instance_yaml(load_config(config_dir_from(None)).runs))
+    except ConfigError as exc:  # the sensor says the same on every tick; Dagster's defaults meanwhile
+        print(f"warning: the configuration is invalid, Dagster's default run queue is used:\n{exc}", file=sys.stderr)
+
+
 def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
     from datman_flow.review.server import ReviewServer
     from datman_flow.review.urls import PICTURES_URL_VAR
@@ -134,6 +149,7 @@ def run_ui(root: Path, samples, ui_port: int, interval: float) -> int:
             arrive(root, sample)
             print(arrival_line(sample.label, sample.note, datetime.now(), colour), flush=True)
 
+    write_instance_yaml(root / "dagster_home")
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     # the review app (and the full-size QC pictures that the UI's thumbnails link to), on the next port
     login = ensure_demo_reviewer(root / "data")
