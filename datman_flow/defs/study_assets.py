@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from datman_flow.defs.jobs import k8s_tags
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.defs.trend_assets import qc_trends
@@ -32,5 +33,6 @@ def sessions_board(datman: DatmanSettings) -> dg.MaterializeResult:
 # The study-wide views, refreshed after every session run (after_run.py) and when the sensor
 # refuses a label (sensors.py); the board alone when a review changes (review_sensor.py).
 refresh_study_views_job = dg.define_asset_job("refresh_study_views",
-                                              selection=[protocol_compliance, qc_trends, sessions_board])
+                                              selection=[protocol_compliance, qc_trends, sessions_board],
+                                              tags=k8s_tags("refresh_study_views"))
 
