@@ -22,6 +22,7 @@ from datman_flow.instance_yaml import (
     DOCKER_NETWORK,
     DOCKER_VOLUMES,
     PG_ENV,
+    PG_SCHEME,
     QC_POOL,
     RUN_ENV,
     XNAT_TAG,
@@ -354,6 +355,7 @@ def test_every_run_env_variable_reaches_the_run_pods():
     assert given[PG_ENV["username"]] == postgres["postgresqlUsername"]
     assert given[PG_ENV["db_name"]] == postgres["postgresqlDatabase"]
     assert int(given[PG_ENV["port"]]) == postgres["service"]["port"]
+    assert postgres["postgresqlScheme"] == PG_SCHEME  # the driver the image has (psycopg2)
     env = env_of(dockerfile())
     assert given["DATMAN_DATA_DIR"] == env["DATMAN_DATA_DIR"] and given["DATMAN_CONFIG_DIR"] == env["DATMAN_CONFIG_DIR"]
 
