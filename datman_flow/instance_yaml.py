@@ -11,7 +11,8 @@ What it sets (README "Running for a lab / for a consortium"):
 - storage: the default (SQLite files under DAGSTER_HOME) or PostgreSQL, credentials from the
   environment (PG_ENV), never written in the file;
 - the run launcher: local processes, or one Docker container per run (`DockerRunLauncher`,
-  deploy/docker-compose.yml).
+  deploy/docker-compose.yml), whose stdout/stderr then go to the shared data volume so that the
+  UI can show them after the container is gone.
 
 Plain text out (no Dagster import: this is read by the CLI and by the tests, which check it
 against Dagster's own schema).
@@ -36,6 +37,8 @@ RUN_ENV = ("XNAT_USER", "XNAT_PASS", "DATMAN_CONFIG_DIR", "DATMAN_DATA_DIR", "DA
            "DATMAN_PICTURES_URL", "DATMAN_REVIEW_URL", *PG_ENV.values())
 DOCKER_NETWORK = "datman"  # deploy/docker-compose.yml names its network and volumes exactly so
 DOCKER_VOLUMES = ("datman_data:/data", "datman_configs:/configs:ro")
+# a run container's stdout/stderr, where the webserver (which mounts the data volume too) reads them
+DOCKER_COMPUTE_LOGS = "/data/state/compute_logs"
 
 Storage = Literal["sqlite", "postgres"]
 Launcher = Literal["local", "docker"]
@@ -64,6 +67,8 @@ def instance_config(runs: RunSettings, storage: Storage = "sqlite", launcher: La
         config["run_launcher"] = {"module": "dagster_docker", "class": "DockerRunLauncher", "config": {
             "env_vars": list(RUN_ENV), "networks": [DOCKER_NETWORK],
             "container_kwargs": {"volumes": list(DOCKER_VOLUMES)}}}
+        config["compute_logs"] = {"module": "dagster.core.storage.local_compute_log_manager",
+                                  "class": "LocalComputeLogManager", "config": {"base_dir": DOCKER_COMPUTE_LOGS}}
     return config
 
 

@@ -245,6 +245,10 @@ def test_the_network_and_volume_names_are_those_the_run_containers_are_given():
         assert options["type"] == "none" and options["o"] == "bind" and VAR.fullmatch(options["device"])
     for name in ("code", "review"):  # the same paths as in a run container
         assert doc["services"][name]["volumes"] == list(DOCKER_VOLUMES), name
+    # the runs' stdout/stderr are written on the data volume: the webserver, which shows them, mounts it
+    logs = instance_config(RunSettings(), "postgres", "docker")["compute_logs"]["config"]["base_dir"]
+    data_mount = DOCKER_VOLUMES[0].split(":")
+    assert logs.startswith(data_mount[1] + "/") and ":".join(data_mount) in doc["services"]["webserver"]["volumes"]
     env = env_of(dockerfile())
     assert {mount.split(":")[1] for mount in DOCKER_VOLUMES} == {env["DATMAN_DATA_DIR"], env["DATMAN_CONFIG_DIR"]}
 
