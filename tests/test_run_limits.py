@@ -163,3 +163,23 @@ def test_the_cli_writes_the_file_and_refuses_a_missing_folder(tmp_path):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "pulls_per_xnat: must be 1 or more" in done.stderr
 
+
+
+def test_a_refresh_of_the_study_views_waiting_in_the_queue_covers_later_runs():
+    """After each session run the study views are refreshed, but a burst must not queue one refresh
+    per session: while one waits (not started, so it has not read the store yet), no other is asked."""
+    from datman_flow.defs.after_run import refresh_after
+
+    with dg.instance_for_test() as instance:
+        first = refresh_after(instance, "run-1")
+        assert first is not None and first.run_key == "after-run-1"
+        waiting = instance.add_run(dg.DagsterRun(job_name="refresh_study_views", run_id="r-waiting",
+                                                 status=dg.DagsterRunStatus.NOT_STARTED))
+        assert refresh_after(instance, "run-2") is None
+        instance.add_run(dg.DagsterRun(job_name="ingest_session", run_id="other",
+                                       status=dg.DagsterRunStatus.NOT_STARTED))  # another job's: no matter
+        instance.handle_run_event(waiting.run_id, dg.DagsterEvent(
+            event_type_value="PIPELINE_START", job_name="refresh_study_views"))  # it starts: it may have read already
+        assert instance.get_run_by_id("r-waiting").status == dg.DagsterRunStatus.STARTED
+        later = refresh_after(instance, "run-3")
+        assert later is not None and later.run_key == "after-run-3"

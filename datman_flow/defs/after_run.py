@@ -24,13 +24,28 @@ def failure_reason(events: list[dg.DagsterEvent]) -> str:
     return "the run failed"
 
 
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+
+
+def refresh_after(instance: dg.DagsterInstance, run_id: str) -> dg.RunRequest | None:
+    """A refresh of the study views after this run, unless one is waiting in the queue already:
+    it has not read the store yet, so it will see this run's rows. A burst of 200 sessions then
+    costs a few refreshes, not 200 runs competing with the sessions' for the queue."""
+    waiting = instance.get_run_records(filters=dg.RunsFilter(job_name=refresh_study_views_job.name, statuses=WAITING),
+                                       limit=1)
+    return None if waiting else dg.RunRequest(run_key=f"after-{run_id}")
+
+
 def after_run(context: dg.RunStatusSensorContext, datman: DatmanSettings, run_error: str) -> dg.RunRequest | None:
     run = context.dagster_run
     label = run.tags.get("dagster/partition", "")
     if label:
         health = judge_finished_run(context.instance, datman, run.run_id, label, run_error)
         context.log.info(f"{label}: {health}")
-    return dg.RunRequest(run_key=f"after-{run.run_id}")
+    request = refresh_after(context.instance, run.run_id)
+    if request is None:
+        context.log.info("the study views' refresh waiting in the queue will include this run")
+    return request
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_session_job],
