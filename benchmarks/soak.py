@@ -161,7 +161,7 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
     labels = [s.label for s in sessions]
     start = time.time()
     soak_sessions.stage(sessions, xnat_dir)
-    print(f"soak: {len(sessions)} sessions written in {time.time() - start:.0f} s", flush=True)
+    print(f"soak: {len(sessions)} sessions written in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
     emu = XnatEmulator(xnat_dir).start()
     env = {**os.environ, **pg_env, "DAGSTER_HOME": str(home), "DATMAN_CONFIG_DIR": str(config_dir),
            "DATMAN_DATA_DIR": str(data), "XNAT_USER": "admin", "XNAT_PASS": "admin", "DATMAN_XNAT_URL": emu.url,
@@ -186,7 +186,7 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
             for session in burst:
                 soak_sessions.arrive(session, xnat_dir)
             print(f"soak: burst {index + 1}/{len(bursts)} arrived at +{time.time() - first_arrival:.0f} s; "
-                  f"zip streams in flight {emu.downloads.in_flight()}", flush=True)
+                  f"zip streams in flight {emu.downloads.in_flight()}", file=sys.stderr, flush=True)
         finished = wait_done(instance, labels, deadline)
         time.sleep(40)  # the judging sensors write each session's health after its run
         memory = probe.stop()
@@ -278,7 +278,8 @@ def print_soak(r: dict) -> None:
         ("peak memory, daemon + code server + runs (RSS)",
          f"{r['peak_memory_mb']} MB ({r['peak_processes']} processes)"),
         ("largest run process (RSS)", f"{r['peak_run_process_mb']} MB"),
-        ("runs by final status", ", ".join(f"{k} {v}" for k, v in sorted(r["runs_by_status"].items()))),
+        ("runs by final status (all jobs)", ", ".join(f"{k} {v}" for k, v in sorted(r["runs_by_status"].items()))),
+        ("ingest runs (retries included)", f"{r['ingest_runs']}"),
         ("sessions without a successful run (lost)", f"{len(r['sessions_without_success'])}"),
         ("runs left queued or in progress", f"{r['runs_unfinished']}"),
         ("store rows missing / duplicated", f"{len(r['store_missing'])} / {len(r['store_duplicated'])}"),

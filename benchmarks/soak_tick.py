@@ -14,6 +14,7 @@ import cProfile
 import io
 import os
 import pstats
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def tick_phase(work: Path, config_dir: Path, pg_env: dict[str, str], dagster_yam
     xnat_dir = work / "tick_xnat"
     start = time.perf_counter()
     write_listing(xnat_dir, 1, count)
-    print(f"tick phase: {count} session folders written in {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"tick phase: {count} session folders written in {time.perf_counter() - start:.1f} s", file=sys.stderr,
+          flush=True)
     saved = {key: os.environ.get(key) for key in [*pg_env, "DATMAN_XNAT_URL"]}
     with XnatEmulator(xnat_dir) as emu:
         os.environ.update(pg_env)
