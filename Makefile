@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-derivatives bench-trends bench-outliers bench-review clean
+.PHONY: setup system-packages demo demo-headless lint test test-quick bench bench-qc bench-derivatives bench-trends bench-outliers bench-review bench-soak clean
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,9 @@ bench-outliers: setup ## benchmarks/outliers.py: the QC outlier step of one sess
 
 bench-review: setup  ## benchmarks/review_pages.py: the review app's queue and session page over 2,000 synthetic sessions
 	PYTHONPATH=. $(BIN)/python benchmarks/review_pages.py
+
+bench-soak: setup    ## benchmarks/soak.py: the real daemon on PostgreSQL, 200 sessions in bursts with XNAT faults; the sensor tick over 10,000
+	PYTHONPATH=. $(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf demo data .pytest_cache

@@ -6,7 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from datman_flow.config import load_config
-from datman_flow.pipeline.poll import DEFAULT_OVERLAP, PollCursor, PollResult, ProjectCursor, poll_project
+from datman_flow.pipeline.poll import (
+    DEFAULT_OVERLAP,
+    XNAT_TIME_FORMATS,
+    PollCursor,
+    PollResult,
+    ProjectCursor,
+    parse_insert_date,
+    poll_project,
+)
 from datman_flow.xnat import Experiment
 
 from pipeline_helpers import CONFIGS
@@ -68,3 +76,23 @@ def test_a_rejected_label_is_reported_once_and_an_old_cursor_is_still_read():
     assert result.rejected == []
     old = PollCursor.from_json('{"http://x P": {"since": "2026-11-01 00:00:00.000", "recent": {"A": "x"}}}')
     assert old.projects["http://x P"].pending == {} and old.projects["http://x P"].recent == {"A": "x"}
+
+
+def test_insert_dates_are_read_as_the_xnat_formats_say_and_nothing_else():
+    """parse_insert_date takes a fast path (fromisoformat) for the usual forms; it must accept
+    exactly what the three strptime formats accept, no ISO 'T', zone, comma or 7th digit."""
+    def by_formats(text: str) -> datetime | None:
+        for fmt in XNAT_TIME_FORMATS:
+            try:
+                return datetime.strptime(text.strip(), fmt)
+            except ValueError:
+                continue
+        return None
+
+    forms = ["2026-12-01 16:24:58.123", "2026-12-01 16:24:58", "2026-12-01", "2026-12-01 16:24:58.1",
+             "2026-12-01 16:24:58.123456", " 2026-12-01 16:24:58.12 ", "2026-1-5 1:2:3", "2026-12-01T16:24:58",
+             "2026-12-01 16:24:58+02:00", "2026-12-01 16:24:58,123", "2026-12-01 16:24:58.1234567", "20261201",
+             "2026-13-01 00:00:00", "2026-12-01 16:24", "2026-12-01 16:24:58.", "", "garbage"]
+    assert [parse_insert_date(f) for f in forms] == [by_formats(f) for f in forms]
+    assert parse_insert_date("2026-12-01 16:24:58.123") == datetime(2026, 12, 1, 16, 24, 58, 123000)
+    assert parse_insert_date("2026-12-01T16:24:58") is None

@@ -188,3 +188,27 @@ def test_a_session_whose_scans_change_on_xnat_after_its_run_is_requested_again(s
     make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0003_01_01")  # arriving: waits for the settle window
     result, _ = tick(instance, waiting, cursor)
     assert isinstance(result, dg.SkipReason) and "1 settling on XNAT" in result.skip_message
+
+
+def test_known_partitions_are_read_once_per_tick_not_once_per_session(setup, monkeypatch):
+    """A first tick over 10,000 sessions asked the instance once per label (400 s on PostgreSQL,
+    benchmarks/soak.py); now one query, and a session with a partition already is not added again."""
+    xnat, xnat_dir, configs, settings, instance = setup
+    instance.add_dynamic_partitions("sessions", ["SPN01_CMH_0001_01_01"])
+    reads = []
+    original = dg.DagsterInstance.get_dynamic_partitions
+
+    def counted(self, name):  # type: ignore[no-untyped-def]
+        reads.append(name)
+        return original(self, name)
+
+    def per_label(self, name, key):  # type: ignore[no-untyped-def]
+        raise AssertionError("one query per label")
+
+    monkeypatch.setattr(dg.DagsterInstance, "get_dynamic_partitions", counted)
+    monkeypatch.setattr(dg.DagsterInstance, "has_dynamic_partition", per_label)
+    result, _ = tick(instance, settings)
+    assert sorted(r.run_key for r in result.run_requests if r.job_name == "ingest_session") == [
+        "SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"]
+    assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["SPN01_CMH_0002_01_01"]]
+    assert reads == ["sessions"]

@@ -5,6 +5,7 @@ import hashlib
 import io
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -226,3 +227,21 @@ def test_unchanged_session_is_answered_from_the_cache(data: Path, monkeypatch: p
     assert [(s.id, [f.name for f in s.files]) for s in scans] == [
         ("2", ["img0001.dcm", "img0002.dcm", "img0003.dcm"]), ("5", ["img0001.dcm", "img0002.dcm"]),
         ("8", ["img0003.dcm"])]
+
+
+def test_download_gauge_counts_zip_streams_at_once(emu: XnatEmulator) -> None:
+    zips = ["/data/experiments/XNAT_E00001/scans/2/resources/DICOM/files?format=zip",
+            "/data/experiments/XNAT_E00001/scans/5/resources/DICOM/files?format=zip",
+            "/data/experiments/XNAT_E00002/scans/3/resources/DICOM/files?format=zip"]
+    assert get(emu, "/data/projects/STUDYA/experiments").status_code == 200  # listings are not downloads
+    emu.drip_next(0.02, seconds=1.0, kind="zip", times=3)  # each zip held open for a second
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda path: get(emu, path), zips))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    peaks = emu.downloads.peaks()
+    assert (peaks.streams, peaks.sessions, peaks.per_session, peaks.total) == (3, 2, 2, 3)
+    assert emu.downloads.in_flight() == 0
+    get(emu, zips[0])
+    assert emu.downloads.peaks().total == 4
+    emu.downloads.reset()
+    assert emu.downloads.peaks() == type(peaks)(0, 0, 0, 0)

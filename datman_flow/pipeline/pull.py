@@ -12,13 +12,17 @@ from datman_flow.pipeline.locks import session_lock
 from datman_flow.pipeline.resolve import SessionTarget
 from datman_flow.records import PulledScan, PulledSession
 from datman_flow.safe_paths import remove_tree
-from datman_flow.xnat import XnatClient, fetch_session
+from datman_flow.xnat import XnatBadResponse, XnatClient, fetch_session
 
 log = logging.getLogger(__name__)
 
 # Scans fetched at once: while one waits on the network another hashes and writes files. Two
 # suit a 2-core machine (measured: 15% faster than one against a separate XNAT process).
 DEFAULT_WORKERS = 2
+# times the session's listings are asked for when XNAT answers them incomplete (rows missing,
+# totalRecords still counting them: its database timed out) or garbled: a blip must not fail
+# the run, whose retry by the sensor waits 10 minutes (seen in benchmarks/soak.py)
+LISTING_ASKS = 3
 
 
 class SessionNotOnXnat(LookupError):
@@ -35,12 +39,21 @@ def find_experiment(client: XnatClient, project: str, label: str):
 def pull_session(client_factory: Callable[[], XnatClient], target: SessionTarget, raw_dir: Path,
                  workers: int = DEFAULT_WORKERS) -> PulledSession:
     """Download every scan into raw_dir/<scan id>/, a few at a time. A scan that cannot be fetched
-    completely is recorded as failed (and never appears as a folder); listing errors, refused
+    completely is recorded as failed (and never appears as a folder). An incomplete or garbled
+    listing of the session is asked for again (LISTING_ASKS in all); listing errors, refused
     credentials and an unreachable XNAT propagate (the run fails and can be retried)."""
     project = target.site.xnat_project
     with client_factory() as client:
-        experiment = find_experiment(client, project, target.label)
-        scans = client.list_scans(experiment.id)
+        for ask in range(1, LISTING_ASKS + 1):
+            try:
+                experiment = find_experiment(client, project, target.label)
+                scans = client.list_scans(experiment.id)
+                break
+            except XnatBadResponse as exc:
+                if ask == LISTING_ASKS:
+                    raise
+                log.warning("%s: XNAT's listing was refused (%s); asking again (%d of %d)", target.label, exc,
+                            ask + 1, LISTING_ASKS)
     downloads = fetch_session(client_factory, experiment.id, [scan.id for scan in scans], raw_dir, workers=workers,
                               require_digest=target.study.xnat.require_digest)
     pulled = tuple(

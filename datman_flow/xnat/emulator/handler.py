@@ -164,6 +164,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 left -= len(chunk)
 
     def _send_zip(self, route: Route) -> None:
+        with self.server.emulator.downloads.streaming(route.session):  # headers to last byte
+            self._stream_zip(route)
+
+    def _stream_zip(self, route: Route) -> None:
         faults = self.server.emulator.faults
         cut, corrupt = faults.take_zip_faults()
         self.send_response(200)

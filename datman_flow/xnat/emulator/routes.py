@@ -28,6 +28,7 @@ class Route:
     file: FileEntry | None = None
     members: list[tuple[str, FileEntry]] = field(default_factory=list)
     zip_name: str = ""
+    session: str = ""  # the session's label (zips)
 
 
 def data_segments(path: str) -> list[str] | None:
@@ -155,4 +156,4 @@ def _zip_route(session: SessionEntry, scans: list[ScanEntry]) -> Route:
         folder = (f"{session.label}/scans/{scan.id}-{re.sub(r'[^A-Za-z0-9]', '_', scan.description)}"
                   "/resources/DICOM/files")
         members.extend((f"{folder}/{f.name}", f) for f in scan.files)
-    return Route("zip", members=members, zip_name=f"{session.label}.zip")
+    return Route("zip", members=members, zip_name=f"{session.label}.zip", session=session.label)

@@ -33,6 +33,7 @@ from collections import deque
 from pathlib import Path
 
 from .faults import Drip, FaultState
+from .gauge import DownloadGauge
 from .handler import EmulatorServer
 from .index import EmulatorIndex
 
@@ -48,6 +49,7 @@ class XnatEmulator:
         self._lock = threading.Lock()
         self._sessions: set[str] = set()
         self.faults = FaultState()
+        self.downloads = DownloadGauge()  # zip streams in flight, and their peaks (benchmarks/soak.py)
         self.request_log: deque[tuple[str, str]] = deque(maxlen=10_000)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
