@@ -14,15 +14,11 @@ import yaml
 
 from datman_flow.config import load_config
 from datman_flow.config.runs_block import RunSettings
-from datman_flow.defs.resources import DatmanSettings
-from datman_flow.instance_yaml import PRIORITY_TAG, QC_POOL, XNAT_TAG, instance_yaml
+from datman_flow.instance_yaml import QC_POOL, XNAT_TAG, instance_yaml
 from datman_flow.pipeline.run_tags import is_backfill, xnat_server
-from datman_flow.xnat.emulator import XnatEmulator
 from datman_flow.xnat.models import Experiment
 
 from test_config import STUDY, issues_of, make
-from test_sensor import tick
-from xnat_helpers import make_session, one_site_study
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,29 +84,6 @@ def test_backfill_is_a_session_already_old_when_first_seen():
     assert not is_backfill(exp(""), runs, now)  # no date: treated as an arrival
     assert not is_backfill(exp("2026-11-29 12:00:00"), runs.model_copy(update={"backfill_after_hours": 72.0}), now)
     assert is_backfill(exp("2026-12-01 11:59:55.000"), runs.model_copy(update={"backfill_after_hours": 0.0}), now)
-
-
-def test_the_sensor_tags_each_run_with_its_server_and_priority(tmp_path, monkeypatch):
-    """Fresh sessions go in at the arrival priority; with backfill_after_hours 0 every session
-    counts as a backfill and goes in at the backfill priority."""
-    monkeypatch.setenv("XNAT_USER", "u")
-    monkeypatch.setenv("XNAT_PASS", "p")
-    xnat_dir = tmp_path / "xnat"
-    make_session(xnat_dir, "SPINS_CMH", "SPN01_CMH_0001_01_01")
-    with XnatEmulator(xnat_dir, port=0, user="u", password="p") as xnat:
-        configs = tmp_path / "configs"
-        (configs / "studies").mkdir(parents=True)
-        (configs / "tags.yml").write_text("T1: {qc: anat}\n")
-        (configs / "studies" / "SPINS.yml").write_text(one_site_study(xnat.url))
-        settings = DatmanSettings(config_dir=str(configs), data_dir=str(tmp_path / "data"), settle_minutes=0)
-        server = xnat.url.split("//", 1)[1]
-        with dg.instance_for_test() as instance:
-            [run] = tick(instance, settings)[0].run_requests
-            assert run.tags[XNAT_TAG] == server and run.tags[PRIORITY_TAG] == "10"
-        (configs / "runs.yml").write_text("backfill_after_hours: 0\nbackfill_priority: -7\n")
-        with dg.instance_for_test() as instance:
-            [run] = tick(instance, settings)[0].run_requests
-            assert run.tags[XNAT_TAG] == server and run.tags[PRIORITY_TAG] == "-7"
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgres"])

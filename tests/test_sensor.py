@@ -9,6 +9,7 @@ import pytest
 
 from datman_flow.defs.resources import DatmanSettings, XnatResource
 from datman_flow.defs.sensors import new_xnat_sessions
+from datman_flow.instance_yaml import PRIORITY_TAG, XNAT_TAG
 from datman_flow.store import query
 from datman_flow.xnat.emulator import XnatEmulator
 
@@ -212,3 +213,20 @@ def test_known_partitions_are_read_once_per_tick_not_once_per_session(setup, mon
         "SPN01_CMH_0001_01_01", "SPN01_CMH_0002_01_01"]
     assert [list(r.partition_keys) for r in result.dynamic_partitions_requests] == [["SPN01_CMH_0002_01_01"]]
     assert reads == ["sessions"]
+
+
+def test_each_run_is_tagged_with_its_xnat_server_and_queue_priority(setup):
+    """What Dagster's run queue acts on (runs.yml): the server, for `pulls_per_xnat`, and the
+    priority: fresh sessions at the arrival priority; with backfill_after_hours 0 every session
+    counts as a backfill."""
+    xnat, xnat_dir, configs, settings, instance = setup
+    server = xnat.url.split("//", 1)[1]
+    result, _ = tick(instance, settings)
+    sessions = [r for r in result.run_requests if r.job_name == "ingest_session"]
+    assert len(sessions) == 2
+    assert all(r.tags[XNAT_TAG] == server and r.tags[PRIORITY_TAG] == "10" for r in sessions)
+    (configs / "runs.yml").write_text("backfill_after_hours: 0\nbackfill_priority: -7\n")
+    with dg.instance_for_test() as fresh:
+        result, _ = tick(fresh, settings)
+    sessions = [r for r in result.run_requests if r.job_name == "ingest_session"]
+    assert len(sessions) == 2 and all(r.tags[PRIORITY_TAG] == "-7" for r in sessions)
