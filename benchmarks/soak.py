@@ -224,13 +224,14 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
         "limits": {"max_concurrent_runs": runs.max_concurrent_runs, "pulls_per_xnat": runs.pulls_per_xnat,
                    "qc_slots": runs.qc_slots},
         "peak_runs_in_progress": soak_checks.peak_overlap(facts.runs),
+        "peak_ingest_runs": soak_checks.peak_overlap(facts.ingest_runs),
         "peak_pulls_event_log": soak_checks.peak_overlap(facts.pulls),
         "peak_pull_sessions_emulator": peaks.sessions, "peak_zip_streams_emulator": peaks.streams,
         "zip_streams_served": peaks.total,
         "peak_qc_steps": soak_checks.peak_overlap(facts.qc),
         "peak_memory_mb": round(memory.total_bytes / 2**20), "peak_run_process_mb": round(memory.run_bytes / 2**20),
         "peak_processes": memory.processes, "memory_samples": memory.samples,
-        "runs_by_status": dict(facts.statuses),
+        "runs_by_status": dict(facts.statuses), "failed_runs": facts.failed,
         "ingest_runs": sum(len(v) for v in facts.per_label.values()),
         "sessions_without_success": no_success, "runs_unfinished": unfinished,
         "store_missing": store.missing, "store_duplicated": store.duplicated,
@@ -248,6 +249,7 @@ def soak_failures(r: dict) -> list[str]:
     lim = r["limits"]
     bad = []
     for key, limit in (("peak_runs_in_progress", lim["max_concurrent_runs"]),
+                       ("peak_ingest_runs", lim["pulls_per_xnat"]),
                        ("peak_pulls_event_log", lim["pulls_per_xnat"]),
                        ("peak_pull_sessions_emulator", lim["pulls_per_xnat"]), ("peak_qc_steps", lim["qc_slots"])):
         if r[key] > limit:
@@ -269,6 +271,7 @@ def print_soak(r: dict) -> None:
         ("sessions/hour", f"{r['sessions_per_hour']}"),
         ("peak runs in progress / max_concurrent_runs",
          f"{r['peak_runs_in_progress']} / {lim['max_concurrent_runs']}"),
+        ("peak session runs (one XNAT) / pulls_per_xnat", f"{r['peak_ingest_runs']} / {lim['pulls_per_xnat']}"),
         ("peak pulls (raw_dicom steps, event log) / pulls_per_xnat",
          f"{r['peak_pulls_event_log']} / {lim['pulls_per_xnat']}"),
         ("peak sessions downloading (emulator) / pulls_per_xnat",
@@ -291,6 +294,8 @@ def print_soak(r: dict) -> None:
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
         print(f"{a:<{width}}  {b}")
+    for line in r["failed_runs"]:
+        print(f"failed run: {line}")
     for line in r["failures"]:
         print(f"FAIL: {line}")
 

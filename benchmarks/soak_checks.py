@@ -32,6 +32,8 @@ class RunFacts:
     statuses: Counter = field(default_factory=Counter)  # every run, by final status
     per_label: dict[str, list[str]] = field(default_factory=dict)  # ingest runs of each session, statuses
     runs: list[tuple[float, float]] = field(default_factory=list)
+    ingest_runs: list[tuple[float, float]] = field(default_factory=list)  # tagged datman/xnat: pulls_per_xnat
+    failed: list[str] = field(default_factory=list)  # each failed run: job, partition, why
     pulls: list[tuple[float, float]] = field(default_factory=list)
     qc: list[tuple[float, float]] = field(default_factory=list)
     first_start: float | None = None
@@ -47,18 +49,28 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
         if run.job_name == "ingest_session" and label:
             facts.per_label.setdefault(label, []).append(run.status.value)
         opened: dict[str, float] = {}
+        spans = {"<run>": facts.runs, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}
+        why = ""
         for entry in instance.all_logs(run.run_id, of_type=EVENTS):
             event = entry.dagster_event
             key = entry.step_key or "<run>"
+            if event.event_type == Ev.STEP_FAILURE and not why:
+                why = f"{key}: {(event.step_failure_data.error.message if event.step_failure_data else '').strip()}"
             if event.event_type in (Ev.STEP_START, Ev.RUN_START):
                 opened[key] = entry.timestamp
             elif key in opened:
                 span = (opened.pop(key), entry.timestamp)
-                {"<run>": facts.runs, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}.get(key, []).append(span)
+                spans.get(key, []).append(span)
                 if key == "<run>" and run.job_name == "ingest_session":
                     facts.last_end = max(facts.last_end or 0.0, span[1])
+                    facts.ingest_runs.append(span)
         for key, start in opened.items():  # still open: counts up to now
-            {"<run>": facts.runs, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}.get(key, []).append((start, now))
+            spans.get(key, []).append((start, now))
+            if key == "<run>" and run.job_name == "ingest_session":
+                facts.ingest_runs.append((start, now))
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: "
+                                f"{(why or 'no step failed (see the run in the UI)')[:300]}")
     return facts
 
 
