@@ -4,6 +4,8 @@ it again, and no move while runs are not finished."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -49,3 +51,24 @@ def test_no_move_while_a_run_is_not_finished():
         with pytest.raises(MoveRefused, match=r"runs not finished \(busy0001 \(STARTED\)\): stop the Dagster daemon"):
             move_history(old, new)
         assert new.get_run_records() == []
+
+
+def test_the_command_names_what_is_wrong_before_touching_anything(tmp_path, capsys):
+    from datman_flow.cli import main
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    assert main(["instance", "move", "--from", str(old), "--to", str(new)]) == 2
+    assert f"no dagster.yaml in {new}" in capsys.readouterr().err
+    assert main(["instance", "move", "--from", str(tmp_path / "nowhere"), "--to", str(new)]) == 2
+    assert "no folder" in capsys.readouterr().err
+    (new / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    assert main(["instance", "move", "--from", str(new), "--to", str(new)]) == 2
+    assert "the same folder" in capsys.readouterr().err
+    (new / "dagster.yaml").write_text("storage: [not, a, mapping]\n")  # Dagster refuses it: said in one line
+    assert main(["instance", "move", "--from", str(old), "--to", str(new)]) == 1
+    assert "not moved: cannot open the instances" in capsys.readouterr().err
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert main(["instance", "yaml", "--config-dir", str(configs), "--out", str(new)]) == 2
+    assert "is a folder" in capsys.readouterr().err

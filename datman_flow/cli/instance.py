@@ -59,8 +59,9 @@ def instance_yaml_command(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     out = Path(args.out)
-    if not out.parent.is_dir():
-        print(f"no folder {out.parent} to write {out.name} into", file=sys.stderr)
+    if not out.parent.is_dir() or out.is_dir():
+        print(f"{out} is a folder: name the file (…/dagster.yaml)" if out.is_dir()
+              else f"no folder {out.parent} to write {out.name} into", file=sys.stderr)
         return EXIT_USAGE
     write_text_atomic(out, text)
     runs = config.runs
@@ -83,7 +84,12 @@ def instance_move_command(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
-    with dg.DagsterInstance.from_config(str(source)) as old, dg.DagsterInstance.from_config(str(target)) as new:
+    try:
+        old, new = dg.DagsterInstance.from_config(str(source)), dg.DagsterInstance.from_config(str(target))
+    except Exception as exc:  # noqa: BLE001  (a bad dagster.yaml, a database that refuses: said, not a traceback)
+        print(f"not moved: cannot open the instances ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
+    with old, new:
         try:
             moved = move_history(old, new)
         except MoveRefused as exc:
