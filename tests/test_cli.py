@@ -90,7 +90,7 @@ def test_six_sessions_ingested_at_once_into_one_store_lose_nothing(xnat, tmp_pat
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(
             lambda label: run_cli("ingest", "--session", label, "--data-dir", str(data), env=env), labels))
-    assert [r.returncode for r in results] == [0] * 6, [r.stderr[-500:] for r in results if r.returncode]
+    assert [r.returncode for r in results] == [0] * 6, [(r.stdout[-800:], r.stderr[-500:]) for r in results if r.returncode]
     rows = query(data / "metrics.duckdb", data / "store",
                  "SELECT (SELECT count(*) FROM sessions WHERE status = 'ingested') s, "
                  "(SELECT count(DISTINCT session) FROM series WHERE conversion_status = 'converted') r, "
