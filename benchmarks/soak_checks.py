@@ -49,7 +49,8 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
         if run.job_name == "ingest_session" and label:
             facts.per_label.setdefault(label, []).append(run.status.value)
         opened: dict[str, float] = {}
-        spans = {"<run>": facts.runs, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}
+        run_spans: list[tuple[float, float]] = []  # one, unless the run was resumed
+        spans = {"<run>": run_spans, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}
         why = ""
         for entry in instance.all_logs(run.run_id, of_type=EVENTS):
             event = entry.dagster_event
@@ -59,15 +60,14 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
             if event.event_type in (Ev.STEP_START, Ev.RUN_START):
                 opened[key] = entry.timestamp
             elif key in opened:
-                span = (opened.pop(key), entry.timestamp)
-                spans.get(key, []).append(span)
-                if key == "<run>" and run.job_name == "ingest_session":
-                    facts.last_end = max(facts.last_end or 0.0, span[1])
-                    facts.ingest_runs.append(span)
+                spans.get(key, []).append((opened.pop(key), entry.timestamp))
+        if run.job_name == "ingest_session" and run_spans:  # the finished ones (before the still-open ones below)
+            facts.last_end = max(facts.last_end or 0.0, *(end for _, end in run_spans))
         for key, start in opened.items():  # still open: counts up to now
             spans.get(key, []).append((start, now))
-            if key == "<run>" and run.job_name == "ingest_session":
-                facts.ingest_runs.append((start, now))
+        facts.runs.extend(run_spans)
+        if run.job_name == "ingest_session":
+            facts.ingest_runs.extend(run_spans)
         if run.status == dg.DagsterRunStatus.FAILURE:
             facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: "
                                 f"{(why or 'no step failed (see the run in the UI)')[:300]}")
