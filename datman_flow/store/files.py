@@ -91,6 +91,8 @@ def read_session_rows(store_dir: Path, row_type: type[Row], session: str, part: 
             names = [d[0] for d in cursor.description]
             found = [dict(zip(names, row)) for row in cursor.fetchall()]
     except duckdb.Error:
+        if not source.exists():
+            return []  # removed by another process since: the session has no rows there now
         if quarantine_file(store_dir, source) is None:
             raise
         return []

@@ -28,7 +28,7 @@ import duckdb
 
 from datman_flow.atomic import atomic_path
 from datman_flow.store.files import ensure_schema_files
-from datman_flow.store.quarantine import quarantine_after
+from datman_flow.store.read_again import read_again
 from datman_flow.store.review_rows import RatingCoordinateRow, RatingImageRow, RatingRow, RatingSessionRow
 from datman_flow.store.schema import table_of
 
@@ -82,12 +82,15 @@ def snapshot(con: duckdb.DuckDBPyConnection, store_dir: Path, study: str | None)
 
 
 def snapshot_retrying(con: duckdb.DuckDBPyConnection, store_dir: Path, study: str | None) -> None:
-    """`snapshot`, moving an unreadable session file to the quarantine and trying again."""
+    """`snapshot`, trying again after moving an unreadable session file to the quarantine or
+    meeting one that another process removed meanwhile."""
+    attempt = 0
     while True:
         try:
             return snapshot(con, store_dir, study)
         except duckdb.Error as exc:
-            if not quarantine_after(store_dir, exc):
+            attempt += 1
+            if not read_again(store_dir, exc, attempt):
                 raise
 
 
