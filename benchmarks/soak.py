@@ -225,6 +225,7 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
                    "qc_slots": runs.qc_slots},
         "peak_runs_in_progress": soak_checks.peak_overlap(facts.runs),
         "peak_ingest_runs": soak_checks.peak_overlap(facts.ingest_runs),
+        "peak_refresh_runs": soak_checks.peak_overlap(facts.refresh_runs), "refresh_runs": len(facts.refresh_runs),
         "peak_pulls_event_log": soak_checks.peak_overlap(facts.pulls),
         "peak_pull_sessions_emulator": peaks.sessions, "peak_zip_streams_emulator": peaks.streams,
         "zip_streams_served": peaks.total,
@@ -249,7 +250,7 @@ def soak_failures(r: dict) -> list[str]:
     lim = r["limits"]
     bad = []
     for key, limit in (("peak_runs_in_progress", lim["max_concurrent_runs"]),
-                       ("peak_ingest_runs", lim["pulls_per_xnat"]),
+                       ("peak_ingest_runs", lim["pulls_per_xnat"]), ("peak_refresh_runs", 1),
                        ("peak_pulls_event_log", lim["pulls_per_xnat"]),
                        ("peak_pull_sessions_emulator", lim["pulls_per_xnat"]), ("peak_qc_steps", lim["qc_slots"])):
         if r[key] > limit:
@@ -278,6 +279,7 @@ def print_soak(r: dict) -> None:
          f"{r['peak_pull_sessions_emulator']} / {lim['pulls_per_xnat']} ({r['peak_zip_streams_emulator']} zip streams, "
          f"{r['zip_streams_served']} served)"),
         ("peak qc_metrics steps / qc pool", f"{r['peak_qc_steps']} / {lim['qc_slots']}"),
+        ("refreshes of the study views: runs, peak at once / 1", f"{r['refresh_runs']}, {r['peak_refresh_runs']} / 1"),
         ("peak memory, daemon + code server + runs (RSS)",
          f"{r['peak_memory_mb']} MB ({r['peak_processes']} processes)"),
         ("largest run process (RSS)", f"{r['peak_run_process_mb']} MB"),

@@ -33,6 +33,7 @@ class RunFacts:
     per_label: dict[str, list[str]] = field(default_factory=dict)  # ingest runs of each session, statuses
     runs: list[tuple[float, float]] = field(default_factory=list)
     ingest_runs: list[tuple[float, float]] = field(default_factory=list)  # tagged datman/xnat: pulls_per_xnat
+    refresh_runs: list[tuple[float, float]] = field(default_factory=list)  # refresh_study_views: one at a time
     failed: list[str] = field(default_factory=list)  # each failed run: job, partition, why
     pulls: list[tuple[float, float]] = field(default_factory=list)
     qc: list[tuple[float, float]] = field(default_factory=list)
@@ -68,6 +69,8 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
         facts.runs.extend(run_spans)
         if run.job_name == "ingest_session":
             facts.ingest_runs.extend(run_spans)
+        elif run.job_name == "refresh_study_views":
+            facts.refresh_runs.extend(run_spans)
         if run.status == dg.DagsterRunStatus.FAILURE:
             facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: "
                                 f"{(why or 'no step failed (see the run in the UI)')[:300]}")

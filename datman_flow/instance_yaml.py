@@ -4,7 +4,8 @@ queue's limits wherever the lab runs (one machine, PostgreSQL, containers).
 What it sets (README "Running for a lab / for a consortium"):
 - the run queue (`QueuedRunCoordinator`): at most `max_concurrent_runs` runs in progress, at most
   `pulls_per_xnat` of them per XNAT server (the run tag XNAT_TAG, set by the sensor, one limit per
-  unique value), the rest queued in `dagster/priority` order;
+  unique value), one refresh of the study views at a time (REFRESH_TAG), the rest queued in
+  `dagster/priority` order;
 - the `qc` pool (op granularity): at most `qc_slots` sessions' QC steps at once, by memory;
 - run monitoring, so a run whose process died is marked failed (and retried by the sensor)
   instead of staying STARTED for ever;
@@ -28,6 +29,9 @@ from datman_flow.config.runs_block import RUNS_FILE, RunSettings
 
 XNAT_TAG = "datman/xnat"  # run tag: the XNAT server a run pulls from (host[:port])
 PRIORITY_TAG = "dagster/priority"  # the run queue takes higher values first
+# job tag of refresh_study_views: one at a time. Two at once compute the same views twice; with one
+# running, the next waits in the queue and covers every session run that ends meanwhile (after_run.py)
+REFRESH_TAG = "datman/refresh"
 QC_POOL = "qc"  # the pool of the qc_metrics step
 PG_ENV = {"hostname": "DAGSTER_PG_HOST", "port": "DAGSTER_PG_PORT", "username": "DAGSTER_PG_USER",
           "password": "DAGSTER_PG_PASSWORD", "db_name": "DAGSTER_PG_DB"}
@@ -52,7 +56,8 @@ def instance_config(runs: RunSettings, storage: Storage = "sqlite", launcher: La
             "runs": {
                 "max_concurrent_runs": runs.max_concurrent_runs,
                 "tag_concurrency_limits": [{"key": XNAT_TAG, "value": {"applyLimitPerUniqueValue": True},
-                                            "limit": runs.pulls_per_xnat}],
+                                            "limit": runs.pulls_per_xnat},
+                                           {"key": REFRESH_TAG, "limit": 1}],
             },
             "pools": {"granularity": "op", "default_limit": runs.qc_slots},
         },

@@ -24,6 +24,7 @@ from datman_flow.instance_yaml import (
     PG_ENV,
     PG_SCHEME,
     QC_POOL,
+    REFRESH_TAG,
     RUN_ENV,
     XNAT_TAG,
     instance_config,
@@ -304,7 +305,8 @@ def test_the_charts_run_queue_and_qc_pool_are_runs_yml_defaults():
     concurrency = chart_concurrency(values())
     assert concurrency["runs"]["max_concurrent_runs"] == defaults.max_concurrent_runs
     assert concurrency["runs"]["tag_concurrency_limits"] == [
-        {"key": XNAT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": defaults.pulls_per_xnat}]
+        {"key": XNAT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": defaults.pulls_per_xnat},
+        {"key": REFRESH_TAG, "limit": 1}]
     assert concurrency["pools"] == {"granularity": "op", "default_limit": defaults.qc_slots}
     assert concurrency == instance_config(defaults)["concurrency"], "Kubernetes and Docker queue runs alike"
     assert QC_POOL == "qc"

@@ -14,7 +14,7 @@ import yaml
 
 from datman_flow.config import load_config
 from datman_flow.config.runs_block import RunSettings
-from datman_flow.instance_yaml import QC_POOL, XNAT_TAG, instance_yaml
+from datman_flow.instance_yaml import QC_POOL, REFRESH_TAG, XNAT_TAG, instance_yaml
 from datman_flow.pipeline.run_tags import is_backfill, xnat_server
 from datman_flow.xnat.models import Experiment
 
@@ -108,7 +108,8 @@ def test_dagster_loads_the_written_instance_yaml_with_our_limits(tmp_path, monke
         queue = instance.get_concurrency_config()
         assert queue.run_queue_config.max_concurrent_runs == 7
         assert queue.run_queue_config.tag_concurrency_limits == [
-            {"key": XNAT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 3}]
+            {"key": XNAT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 3},
+            {"key": REFRESH_TAG, "limit": 1}]
         assert queue.pool_config.default_pool_limit == 4 and queue.pool_config.pool_granularity.value == "op"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_monitoring_enabled
@@ -119,6 +120,28 @@ def test_the_qc_step_is_in_the_qc_pool():
 
     [qc] = [node for node in defs.resolve_job_def("ingest_session").graph.node_defs if node.name == "qc_metrics"]
     assert qc.pool == QC_POOL
+
+
+def test_the_queue_starts_one_refresh_of_the_study_views_at_a_time(tmp_path, monkeypatch):
+    """Dagster's own counter of the queue daemon, with the written file's limits and the jobs' runs
+    as the sensors create them: a second refresh waits while one runs; session runs do not."""
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    from datman_flow.definitions import defs
+
+    monkeypatch.setenv("XNAT_USER", "u")
+    monkeypatch.setenv("XNAT_PASS", "p")
+    (tmp_path / "dagster.yaml").write_text(instance_yaml(RunSettings()))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        refresh = defs.resolve_job_def("refresh_study_views")
+        # the job's tags go on each run a sensor requests (Dagster merges them; the soak checks it)
+        running, waiting = (instance.create_run_for_job(refresh, tags=refresh.run_tags) for _ in range(2))
+        session = instance.create_run_for_job(defs.resolve_job_def("ingest_session"), tags={XNAT_TAG: "xnat.lab.org"})
+        assert running.tags[REFRESH_TAG] and not TagConcurrencyLimitsCounter(limits, []).is_blocked(running)
+        in_progress = TagConcurrencyLimitsCounter(limits, [running])
+        assert in_progress.is_blocked(waiting)
+        assert not in_progress.is_blocked(session)
 
 
 def test_the_cli_writes_the_file_and_refuses_a_missing_folder(tmp_path):

@@ -6,6 +6,7 @@ from datman_flow.defs.jobs import k8s_tags
 from datman_flow.defs.metadata import log_all, metadata
 from datman_flow.defs.resources import DatmanSettings
 from datman_flow.defs.trend_assets import qc_trends
+from datman_flow.instance_yaml import REFRESH_TAG
 from datman_flow.pipeline.board import board_step
 from datman_flow.pipeline.compliance import compliance_step
 
@@ -31,8 +32,9 @@ def sessions_board(datman: DatmanSettings) -> dg.MaterializeResult:
 
 
 # The study-wide views, refreshed after every session run (after_run.py) and when the sensor
-# refuses a label (sensors.py); the board alone when a review changes (review_sensor.py).
+# refuses a label (sensors.py); the board alone when a review changes (review_sensor.py). The
+# queue runs one at a time (REFRESH_TAG's limit in the instance's dagster.yaml).
 refresh_study_views_job = dg.define_asset_job("refresh_study_views",
                                               selection=[protocol_compliance, qc_trends, sessions_board],
-                                              tags=k8s_tags("refresh_study_views"))
+                                              tags={**k8s_tags("refresh_study_views"), REFRESH_TAG: "study-views"})
 
