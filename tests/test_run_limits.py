@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -164,18 +164,43 @@ def test_the_cli_writes_the_file_and_refuses_a_missing_folder(tmp_path):
 def test_a_refresh_of_the_study_views_waiting_in_the_queue_covers_later_runs():
     """After each session run the study views are refreshed, but a burst must not queue one refresh
     per session: while one waits (not started, so it has not read the store yet), no other is asked."""
-    from datman_flow.defs.after_run import refresh_after
+    from datman_flow.defs.after_run import no_refresh_needed
 
+    every, now = timedelta(0), datetime.now(UTC)  # the interval is the next test's
     with dg.instance_for_test() as instance:
-        first = refresh_after(instance, "run-1")
-        assert first is not None and first.run_key == "after-run-1"
+        assert no_refresh_needed(instance, every, now) == ""
         waiting = instance.add_run(dg.DagsterRun(job_name="refresh_study_views", run_id="r-waiting",
                                                  status=dg.DagsterRunStatus.NOT_STARTED))
-        assert refresh_after(instance, "run-2") is None
+        assert "waiting in the queue" in no_refresh_needed(instance, every, now)
         instance.add_run(dg.DagsterRun(job_name="ingest_session", run_id="other",
                                        status=dg.DagsterRunStatus.NOT_STARTED))  # another job's: no matter
         instance.handle_run_event(waiting.run_id, dg.DagsterEvent(
             event_type_value="PIPELINE_START", job_name="refresh_study_views"))  # it starts: it may have read already
         assert instance.get_run_by_id("r-waiting").status == dg.DagsterRunStatus.STARTED
-        later = refresh_after(instance, "run-3")
-        assert later is not None and later.run_key == "after-run-3"
+        assert no_refresh_needed(instance, every, now) == ""
+
+
+def test_in_a_burst_the_study_views_are_refreshed_at_most_every_few_minutes_and_after_the_last_run():
+    """refresh_every_minutes: with a refresh asked for less than that ago, a finished run asks for none
+    while other session runs are queued or in progress; the last run of the burst always asks."""
+    from datman_flow.defs.after_run import no_refresh_needed
+
+    every, now = timedelta(minutes=5), datetime.now(UTC)
+    with dg.instance_for_test() as instance:
+        instance.add_run(dg.DagsterRun(job_name="refresh_study_views", run_id="r-recent",
+                                       status=dg.DagsterRunStatus.STARTED))
+        assert no_refresh_needed(instance, every, now) == ""  # no session run left: this was the last
+        pending = instance.add_run(dg.DagsterRun(job_name="ingest_session", run_id="s-waiting",
+                                                 status=dg.DagsterRunStatus.NOT_STARTED))
+        assert "less than 5 min ago" in no_refresh_needed(instance, every, now)
+        assert no_refresh_needed(instance, every, now + timedelta(minutes=6)) == ""  # that refresh is old now
+        assert no_refresh_needed(instance, timedelta(0), now) == ""  # 0: after every run
+        instance.report_run_canceled(instance.get_run_by_id(pending.run_id))
+        assert no_refresh_needed(instance, every, now) == ""
+
+
+def test_the_refresh_interval_from_runs_yml_and_the_environment(tmp_path):
+    root = with_runs(tmp_path, "refresh_every_minutes: 2\n")
+    assert load_config(root, env={}).runs.refresh_every_minutes == 2
+    assert load_config(root, env={"DATMAN_REFRESH_EVERY_MINUTES": "0"}).runs.refresh_every_minutes == 0
+    assert issues_of(with_runs(tmp_path / "bad", "refresh_every_minutes: -1\n"))

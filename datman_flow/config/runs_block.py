@@ -8,9 +8,10 @@ and its machines. Lab level, because one Dagster instance runs every study.
     arrival_priority: 10        # dagster/priority of a session the sensor finds new
     backfill_priority: -10      # ... of one already older than backfill_after_hours when first seen
     backfill_after_hours: 24
+    refresh_every_minutes: 5    # while sessions are in progress, refresh the study views at most this often
 
 Each value can be overridden by an environment variable (ENV_VARS), which is what a container
-deployment sets. The sensor reads the priorities on every tick; the limits are the Dagster
+deployment sets. The sensors read the priorities and the refresh interval on every tick; the limits are the Dagster
 instance's (`dagster.yaml`, written by `datman-flow instance yaml`), read when the daemon starts.
 """
 
@@ -35,6 +36,7 @@ ENV_VARS = {
     "arrival_priority": "DATMAN_ARRIVAL_PRIORITY",
     "backfill_priority": "DATMAN_BACKFILL_PRIORITY",
     "backfill_after_hours": "DATMAN_BACKFILL_AFTER_HOURS",
+    "refresh_every_minutes": "DATMAN_REFRESH_EVERY_MINUTES",
 }
 
 
@@ -49,6 +51,7 @@ class RunSettings(BaseModel):
     arrival_priority: int = Field(10, ge=-1000, le=1000)
     backfill_priority: int = Field(-10, ge=-1000, le=1000)
     backfill_after_hours: float = Field(24.0, ge=0, le=24 * 3650, allow_inf_nan=False)
+    refresh_every_minutes: float = Field(5.0, ge=0, le=24 * 60, allow_inf_nan=False)
 
     @property
     def qc_slots(self) -> int:

@@ -4,8 +4,12 @@ report the verdict on its partition (health.py), then refresh the study-wide vie
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 
+from datman_flow.config import ConfigError
+from datman_flow.config.runs_block import RunSettings
 from datman_flow.defs.health import judge_finished_run
 from datman_flow.defs.jobs import ingest_session_job
 from datman_flow.defs.resources import DatmanSettings
@@ -25,15 +29,36 @@ def failure_reason(events: list[dg.DagsterEvent]) -> str:
 
 
 WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+ACTIVE = [*WAITING, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
-def refresh_after(instance: dg.DagsterInstance, run_id: str) -> dg.RunRequest | None:
-    """A refresh of the study views after this run, unless one is waiting in the queue already:
-    it has not read the store yet, so it will see this run's rows. A burst of 200 sessions then
-    costs a few refreshes, not 200 runs competing with the sessions' for the queue."""
-    waiting = instance.get_run_records(filters=dg.RunsFilter(job_name=refresh_study_views_job.name, statuses=WAITING),
-                                       limit=1)
-    return None if waiting else dg.RunRequest(run_key=f"after-{run_id}")
+def no_refresh_needed(instance: dg.DagsterInstance, every: timedelta, now: datetime) -> str:
+    """Why this finished run needs no refresh of its own ('' when it does):
+    - one is waiting in the queue: it has not read the store yet, so it will see this run's rows;
+    - one was asked for less than `every` ago and other session runs are queued or in progress:
+      the last of those asks again (each refresh reads the whole store: in a burst of hundreds,
+      one per session would take a core for the refreshes alone)."""
+    def refreshes(**where) -> bool:
+        return bool(instance.get_run_records(filters=dg.RunsFilter(job_name=refresh_study_views_job.name, **where),
+                                             limit=1))
+
+    if refreshes(statuses=WAITING):
+        return "the study views' refresh waiting in the queue will include this run"
+    if every > timedelta(0) and refreshes(created_after=now - every) and instance.get_run_records(
+            filters=dg.RunsFilter(job_name=ingest_session_job.name, statuses=ACTIVE), limit=1):
+        return (f"the study views were refreshed less than {every.total_seconds() / 60:g} min ago and other session "
+                "runs are in progress: the last of them refreshes them")
+    return ""
+
+
+def refresh_every(datman: DatmanSettings) -> timedelta:
+    """runs.yml's refresh_every_minutes (its default when the configuration does not load: the run
+    that just finished has said why already)."""
+    try:
+        runs = datman.load_config().runs
+    except ConfigError:
+        runs = RunSettings()
+    return timedelta(minutes=runs.refresh_every_minutes)
 
 
 def after_run(context: dg.RunStatusSensorContext, datman: DatmanSettings, run_error: str) -> dg.RunRequest | None:
@@ -42,10 +67,11 @@ def after_run(context: dg.RunStatusSensorContext, datman: DatmanSettings, run_er
     if label:
         health = judge_finished_run(context.instance, datman, run.run_id, label, run_error)
         context.log.info(f"{label}: {health}")
-    request = refresh_after(context.instance, run.run_id)
-    if request is None:
-        context.log.info("the study views' refresh waiting in the queue will include this run")
-    return request
+    why_not = no_refresh_needed(context.instance, refresh_every(datman), datetime.now(UTC))
+    if why_not:
+        context.log.info(why_not)
+        return None
+    return dg.RunRequest(run_key=f"after-{run.run_id}")
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_session_job],
