@@ -188,7 +188,8 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
             print(f"soak: burst {index + 1}/{len(bursts)} arrived at +{time.time() - first_arrival:.0f} s; "
                   f"zip streams in flight {emu.downloads.in_flight()}", file=sys.stderr, flush=True)
         finished = wait_done(instance, labels, deadline)
-        time.sleep(40)  # the judging sensors write each session's health after its run
+        time.sleep(40)  # the judging sensors write each session's health after its run, and ask for a refresh
+        finished = wait_done(instance, labels, deadline) and finished  # that refresh, done
         memory = probe.stop()
         ended = time.time()
         facts = soak_checks.read_runs(instance, ended)
@@ -226,6 +227,7 @@ def soak_phase(args: argparse.Namespace, work: Path, server, runs: RunSettings, 
         "peak_runs_in_progress": soak_checks.peak_overlap(facts.runs),
         "peak_ingest_runs": soak_checks.peak_overlap(facts.ingest_runs),
         "peak_refresh_runs": soak_checks.peak_overlap(facts.refresh_runs), "refresh_runs": len(facts.refresh_runs),
+        "views_refreshed_after_last_run": (facts.last_refresh_start or 0.0) >= last_end,
         "peak_pulls_event_log": soak_checks.peak_overlap(facts.pulls),
         "peak_pull_sessions_emulator": peaks.sessions, "peak_zip_streams_emulator": peaks.streams,
         "zip_streams_served": peaks.total,
@@ -257,6 +259,8 @@ def soak_failures(r: dict) -> list[str]:
             bad.append(f"{key} {r[key]} > {limit}")
     if r["sessions_without_success"]:
         bad.append(f"{len(r['sessions_without_success'])} session(s) without a successful run")
+    if not r["views_refreshed_after_last_run"]:
+        bad.append("the study views were not refreshed after the last session run")
     if r["runs_unfinished"]:
         bad.append(f"{r['runs_unfinished']} run(s) left unfinished")
     if r["store_missing"] or r["store_duplicated"]:
@@ -279,7 +283,8 @@ def print_soak(r: dict) -> None:
          f"{r['peak_pull_sessions_emulator']} / {lim['pulls_per_xnat']} ({r['peak_zip_streams_emulator']} zip streams, "
          f"{r['zip_streams_served']} served)"),
         ("peak qc_metrics steps / qc pool", f"{r['peak_qc_steps']} / {lim['qc_slots']}"),
-        ("refreshes of the study views: runs, peak at once / 1", f"{r['refresh_runs']}, {r['peak_refresh_runs']} / 1"),
+        ("refreshes of the study views: runs, peak at once / 1, one after the last session run",
+        f"{r['refresh_runs']}, {r['peak_refresh_runs']} / 1, {'yes' if r['views_refreshed_after_last_run'] else 'no'}"),
         ("peak memory, daemon + code server + runs (RSS)",
          f"{r['peak_memory_mb']} MB ({r['peak_processes']} processes)"),
         ("largest run process (RSS)", f"{r['peak_run_process_mb']} MB"),

@@ -38,7 +38,8 @@ class RunFacts:
     pulls: list[tuple[float, float]] = field(default_factory=list)
     qc: list[tuple[float, float]] = field(default_factory=list)
     first_start: float | None = None
-    last_end: float | None = None
+    last_end: float | None = None  # of the last session run
+    last_refresh_start: float | None = None  # of the last refresh of the study views
 
 
 def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
@@ -71,6 +72,7 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
             facts.ingest_runs.extend(run_spans)
         elif run.job_name == "refresh_study_views":
             facts.refresh_runs.extend(run_spans)
+            facts.last_refresh_start = max([facts.last_refresh_start or 0.0, *(start for start, _ in run_spans)])
         if run.status == dg.DagsterRunStatus.FAILURE:
             facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: "
                                 f"{(why or 'no step failed (see the run in the UI)')[:300]}")
