@@ -4,7 +4,7 @@ synthetic sessions arriving in bursts, with injected XNAT faults.
 Run: `make bench-soak` (or `PYTHONPATH=. .venv/bin/python benchmarks/soak.py [--sessions 200]
 [--burst 20] [--burst-every 60] [--max-runs N] [--pulls-per-xnat N] [--qc-memory-gb G]
 [--qc-gb-per-session G] [--no-faults] [--tick-sessions 10000] [--tick-only | --no-tick]
-[--deadline-minutes 60] [--keep] [--json]`).
+[--deadline-minutes 180] [--keep] [--json]`).
 
 Setup, in a temporary folder: a throw-away PostgreSQL server (tests/postgres_server.py), one
 database per phase; DAGSTER_HOME with `instance_yaml(runs, "postgres", "local")`, `runs` from a
@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tick-only", action="store_true", help="only phase 2, the sensor tick")
     p.add_argument("--no-tick", action="store_true", help="only phase 1, the soak")
     p.add_argument("--profile", action="store_true", help="cProfile the ticks of phase 2 (files in the work folder)")
-    p.add_argument("--deadline-minutes", type=float, default=60.0)
+    p.add_argument("--deadline-minutes", type=float, default=180.0,
+                   help="from the first arrival; 200 sessions took 105 min on a 2-core machine")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--json", action="store_true")
     return p.parse_args(argv)
