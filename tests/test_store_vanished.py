@@ -13,7 +13,7 @@ import pytest
 
 from datman_flow.store import MetricStore, SeriesRow, SessionRow
 from datman_flow.store.files import read_session_rows
-from datman_flow.store.read_again import VANISHED_READS, read_again, vanished_store_file
+from datman_flow.store.read_again import VANISHED_READS, ReadAgain, vanished_store_file
 from datman_flow.store.table_cache import TableCache
 
 SESSIONS = [f"S{n:03d}" for n in range(60)]
@@ -83,8 +83,10 @@ def test_a_removed_store_file_is_read_again_a_bounded_number_of_times(tmp_path, 
     gone = store.parquet_dir / "sessions" / "S2.parquet"
     error = duckdb.IOException(f'IO Error: Cannot open file "{gone}": No such file or directory')
     assert vanished_store_file(store.parquet_dir, error) == gone
-    assert all(read_again(store.parquet_dir, error, attempt) for attempt in range(1, VANISHED_READS + 1))
-    assert not read_again(store.parquet_dir, error, VANISHED_READS + 1)  # then the error is the caller's
+    again = ReadAgain(store.parquet_dir)
+    assert all(again(error) for _ in range(VANISHED_READS))
+    assert not again(error)  # then the error is the caller's
+    assert ReadAgain(store.parquet_dir)(error)  # the next read has its own count
     # a file named in a list; one written again since (removed, then back) is read again too
     listed = duckdb.IOException(f'IO Error: No files found that match the pattern "{gone}"')
     back = store.parquet_dir / "sessions" / "S1.parquet"
@@ -94,4 +96,4 @@ def test_a_removed_store_file_is_read_again_a_bounded_number_of_times(tmp_path, 
     # a file outside the store's tables is the caller's error at once
     outside = duckdb.IOException(f'IO Error: Cannot open file "{tmp_path / "x.parquet"}": No such file or directory')
     assert vanished_store_file(store.parquet_dir, outside) is None
-    assert not read_again(store.parquet_dir, outside, 1)
+    assert not ReadAgain(store.parquet_dir)(outside)

@@ -11,8 +11,9 @@ and its machines. Lab level, because one Dagster instance runs every study.
     refresh_every_minutes: 5    # while sessions are in progress, refresh the study views at most this often
 
 Each value can be overridden by an environment variable (ENV_VARS), which is what a container
-deployment sets. The sensors read the priorities and the refresh interval on every tick; the limits are the Dagster
-instance's (`dagster.yaml`, written by `datman-flow instance yaml`), read when the daemon starts.
+deployment sets. The sensors read the priorities and the refresh interval on every tick; the
+limits are the Dagster instance's (`dagster.yaml`, written by `datman-flow instance yaml`), read
+when the daemon starts.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from datman_flow.store.files import ensure_schema_files
-from datman_flow.store.read_again import read_again
+from datman_flow.store.read_again import ReadAgain
 from datman_flow.store.schema import DERIVED_VIEWS, TABLES, typed_select
 
 LOCK_WAIT_SECONDS = 60.0
@@ -103,7 +103,7 @@ def open_store(db_path: Path, store_dir: Path) -> Iterator[duckdb.DuckDBPyConnec
 def query(db_path: Path, store_dir: Path, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
     """Rows as dicts. An unreadable Parquet file is quarantined, and a session's file removed by
     another process during the query is passed over, by running the query again (read_again.py)."""
-    attempt = 0
+    again = ReadAgain(store_dir)
     while True:
         try:
             with open_store(db_path, store_dir) as con:
@@ -111,6 +111,5 @@ def query(db_path: Path, store_dir: Path, sql: str, params: Sequence[object] = (
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row)) for row in cursor.fetchall()]
         except duckdb.Error as exc:
-            attempt += 1
-            if not read_again(store_dir, exc, attempt):
+            if not again(exc):
                 raise

@@ -28,7 +28,7 @@ import duckdb
 
 from datman_flow.atomic import atomic_path
 from datman_flow.store.files import ensure_schema_files
-from datman_flow.store.read_again import read_again
+from datman_flow.store.read_again import ReadAgain
 from datman_flow.store.review_rows import RatingCoordinateRow, RatingImageRow, RatingRow, RatingSessionRow
 from datman_flow.store.schema import table_of
 
@@ -84,13 +84,12 @@ def snapshot(con: duckdb.DuckDBPyConnection, store_dir: Path, study: str | None)
 def snapshot_retrying(con: duckdb.DuckDBPyConnection, store_dir: Path, study: str | None) -> None:
     """`snapshot`, trying again after moving an unreadable session file to the quarantine or
     meeting one that another process removed meanwhile."""
-    attempt = 0
+    again = ReadAgain(store_dir)
     while True:
         try:
             return snapshot(con, store_dir, study)
         except duckdb.Error as exc:
-            attempt += 1
-            if not read_again(store_dir, exc, attempt):
+            if not again(exc):
                 raise
 
 

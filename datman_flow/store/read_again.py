@@ -11,7 +11,7 @@ Two failures are not the query's fault:
   the study views' refresh read the store while other sessions' runs write it: before this, one
   removal at the wrong moment failed the reader's run.
 
-A removal seen more than VANISHED_READS times in a row (a folder emptied under the reader) is raised.
+A removal met more than VANISHED_READS times by one read (a folder emptied under it) is raised.
 """
 
 from __future__ import annotations
@@ -44,13 +44,20 @@ def vanished_store_file(store_dir: Path, error: BaseException) -> Path | None:
     return None
 
 
-def read_again(store_dir: Path, error: BaseException, attempt: int) -> bool:
-    """True when the read that failed with `error` (its `attempt`-th failure, from 1) should run
-    again: a store file vanished under it (up to VANISHED_READS times, with a short pause), or an
-    unreadable file was moved to the quarantine (each such round moves one file out, so it ends)."""
-    if vanished_store_file(store_dir, error) is not None:
-        if attempt > VANISHED_READS:
-            return False
-        time.sleep(min(0.01 * attempt, 0.1))
-        return True
-    return bool(quarantine_after(store_dir, error))
+class ReadAgain:
+    """One read's judge of its failures: `again(error)` is True when the read should run again.
+    A store file vanished under it (up to VANISHED_READS times for this read, with a short pause),
+    or an unreadable file was moved to the quarantine (each such round moves one file out, so it ends)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+        self.vanished = 0
+
+    def __call__(self, error: BaseException) -> bool:
+        if vanished_store_file(self.store_dir, error) is not None:
+            self.vanished += 1
+            if self.vanished > VANISHED_READS:
+                return False
+            time.sleep(min(0.01 * self.vanished, 0.1))
+            return True
+        return bool(quarantine_after(self.store_dir, error))

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import duckdb
 
 from datman_flow.store.files import SCHEMA_FILE, make_row
-from datman_flow.store.read_again import read_again
+from datman_flow.store.read_again import ReadAgain
 from datman_flow.store.schema import table_of
 
 Row = TypeVar("Row")
@@ -94,13 +94,12 @@ class TableCache(Generic[Row]):
             return True
 
     def _read(self, paths: list[Path]) -> dict[str, list[dict[str, object]]]:
-        attempt = 0
+        again = ReadAgain(self.store_dir)
         while True:
             try:
                 return read_files([p for p in paths if p.exists()])
             except duckdb.Error as exc:
-                attempt += 1
-                if not read_again(self.store_dir, exc, attempt):
+                if not again(exc):
                     raise
 
     def by_file(self) -> dict[str, tuple[Signature, list[Row]]]:
