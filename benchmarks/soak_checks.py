@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster import DagsterEventType as Ev
 
+from datman_flow.defs.after_run import failure_reason
 from datman_flow.store.metric_store import MetricStore
 
 END = {Ev.STEP_SUCCESS, Ev.STEP_FAILURE, Ev.RUN_SUCCESS, Ev.RUN_FAILURE, Ev.RUN_CANCELED}
@@ -37,9 +38,7 @@ class RunFacts:
     failed: list[str] = field(default_factory=list)  # each failed run: job, partition, why
     pulls: list[tuple[float, float]] = field(default_factory=list)
     qc: list[tuple[float, float]] = field(default_factory=list)
-    first_start: float | None = None
     last_end: float | None = None  # of the last session run
-    last_refresh_start: float | None = None  # of the last refresh of the study views
 
 
 def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
@@ -53,12 +52,12 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
         opened: dict[str, float] = {}
         run_spans: list[tuple[float, float]] = []  # one, unless the run was resumed
         spans = {"<run>": run_spans, "raw_dicom": facts.pulls, "qc_metrics": facts.qc}
-        why = ""
+        step_failures = []
         for entry in instance.all_logs(run.run_id, of_type=EVENTS):
             event = entry.dagster_event
             key = entry.step_key or "<run>"
-            if event.event_type == Ev.STEP_FAILURE and not why:
-                why = f"{key}: {(event.step_failure_data.error.message if event.step_failure_data else '').strip()}"
+            if event.event_type == Ev.STEP_FAILURE:
+                step_failures.append(event)
             if event.event_type in (Ev.STEP_START, Ev.RUN_START):
                 opened[key] = entry.timestamp
             elif key in opened:
@@ -72,10 +71,9 @@ def read_runs(instance: dg.DagsterInstance, now: float) -> RunFacts:
             facts.ingest_runs.extend(run_spans)
         elif run.job_name == "refresh_study_views":
             facts.refresh_runs.extend(run_spans)
-            facts.last_refresh_start = max([facts.last_refresh_start or 0.0, *(start for start, _ in run_spans)])
         if run.status == dg.DagsterRunStatus.FAILURE:
-            facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: "
-                                f"{(why or 'no step failed (see the run in the UI)')[:300]}")
+            why = failure_reason(step_failures) if step_failures else "no step failed (see the run in the UI)"
+            facts.failed.append(f"{run.job_name} {label or ''} {run.run_id[:8]}: {why[:300]}")
     return facts
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from datman_flow.cli.validate import EXIT_USAGE
@@ -59,9 +60,11 @@ def instance_yaml_command(args: argparse.Namespace) -> int:
         print(text, end="")
         return 0
     out = Path(args.out)
-    if not out.parent.is_dir() or out.is_dir():
-        print(f"{out} is a folder: name the file (…/dagster.yaml)" if out.is_dir()
-              else f"no folder {out.parent} to write {out.name} into", file=sys.stderr)
+    if out.is_dir():
+        print(f"{out} is a folder: name the file (…/dagster.yaml)", file=sys.stderr)
+        return EXIT_USAGE
+    if not out.parent.is_dir():
+        print(f"no folder {out.parent} to write {out.name} into", file=sys.stderr)
         return EXIT_USAGE
     write_text_atomic(out, text)
     runs = config.runs
@@ -84,12 +87,12 @@ def instance_move_command(args: argparse.Namespace) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_USAGE
-    try:
-        old, new = dg.DagsterInstance.from_config(str(source)), dg.DagsterInstance.from_config(str(target))
-    except Exception as exc:  # noqa: BLE001  (a bad dagster.yaml, a database that refuses: said, not a traceback)
-        print(f"not moved: cannot open the instances ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 1
-    with old, new:
+    with ExitStack() as opened:  # the first instance closed if the second does not open
+        try:
+            old, new = (opened.enter_context(dg.DagsterInstance.from_config(str(home))) for home in (source, target))
+        except Exception as exc:  # noqa: BLE001  (a bad dagster.yaml, a database that refuses: said, not a traceback)
+            print(f"not moved: cannot open the instances ({type(exc).__name__}: {exc})", file=sys.stderr)
+            return 1
         try:
             moved = move_history(old, new)
         except MoveRefused as exc:
